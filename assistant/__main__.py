@@ -1,0 +1,5 @@
+"""`python -m assistant`: the same as the `assistant` command."""
+
+from .cli import entry_point
+
+entry_point()

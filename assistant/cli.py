@@ -1,0 +1,336 @@
+"""The `assistant` command: the TUI by default, plus headless subcommands for scripts.
+
+Plugins add subcommands through the `register_commands(cli)` hook. Every AssistantError is printed as one
+line on stderr with exit status 2; anything else is a bug: one line pointing at the log file, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import AssistantError
+
+log = logging.getLogger("assistant")
+
+
+def _setup_logging() -> Path | None:
+    from .paths import user_paths
+
+    try:
+        paths = user_paths().ensure()
+        handler = logging.FileHandler(paths.log_file, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return paths.log_file
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "-p", "profile", default=None, help="Profile name or .toml path (default: smolvlm-256m).")
+@click.option("--model", "-m", "model", default=None, help="Hub id or local directory to run instead of the profile's model.")
+@click.option("--chat", "chat_id", type=int, default=None, help="Reopen a saved chat by id.")
+@click.option("--adapter", default=None, help="LoRA adapter to activate.")
+@click.version_option(package_name="vlm-assistant", prog_name="assistant")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None, model: str | None, chat_id: int | None, adapter: str | None) -> None:
+    """Chat with a local vision-language model about images, screenshots and documents.
+
+    With no subcommand, opens the terminal UI.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .tui.app import run_app
+
+    run_app(profile=profile, model=model, chat_id=chat_id, adapter=adapter)
+
+
+def _open_assistant(profile: str | None, model: str | None, adapter: str | None = None) -> Any:
+    from .api import Assistant
+
+    return Assistant.from_profile(profile, model=model, adapter=adapter)
+
+
+# --- ask --------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("question")
+@click.option("--profile", "-p", default=None, help="Profile name or .toml path.")
+@click.option("--model", "-m", default=None, help="Hub id or local directory instead of the profile's model.")
+@click.option("--image", "-i", "images", multiple=True, help="Image file to ask about (repeatable).")
+@click.option("--screenshot", "screenshot", is_flag=True, help="Capture the screen and ask about it.")
+@click.option("--monitor", type=int, default=None, help="With --screenshot: capture this monitor (1-based).")
+@click.option("--pdf", "pdf", default=None, help="PDF document to ask about.")
+@click.option("--pages", default=None, help="With --pdf: pages to use, e.g. 1-3,5 (default: the most relevant).")
+@click.option("--password", default=None, help="With --pdf: password of an encrypted document.")
+@click.option("--chat", "chat_id", type=int, default=None, help="Continue a saved chat.")
+@click.option("--adapter", default=None, help="LoRA adapter to use.")
+@click.option("--max-tokens", "max_tokens", type=click.IntRange(1, 1_000_000), default=None, help="Most new tokens.")
+@click.option("--stats/--no-stats", default=True, help="Print timings on stderr after the reply.")
+def ask(
+    question: str,
+    profile: str | None,
+    model: str | None,
+    images: tuple[str, ...],
+    screenshot: bool,
+    monitor: int | None,
+    pdf: str | None,
+    pages: str | None,
+    password: str | None,
+    chat_id: int | None,
+    adapter: str | None,
+    max_tokens: int | None,
+    stats: bool,
+) -> None:
+    """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout."""
+    from .images import image_from_pil, load_image_file
+
+    if not question.strip():
+        raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
+    if (pages or password) and not pdf:
+        raise AssistantError("--pages and --password need --pdf FILE")
+    bot = _open_assistant(profile, model, adapter)
+    attachments: list[Any] = [load_image_file(path) for path in images]
+    context_text = ""
+    extra: dict[str, Any] = {}
+    if screenshot:
+        from .hooktypes import ScreenshotRequest
+
+        shot = bot.plugins.call_first("capture_screenshot", request=ScreenshotRequest(monitor=monitor))
+        if shot is None:
+            raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
+        attachments.append(image_from_pil(shot.image, shot.source))
+    if pdf:
+        from .documents import prepare_document
+
+        document = prepare_document(
+            bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
+        )
+        attachments.extend(image_from_pil(image, source) for image, source in document.images)
+        context_text = document.text
+        extra["pages"] = document.pages
+        extra["notes"] = [document.reason]
+    chat = bot.chat(chat_id)
+    stream = chat.stream(question, attachments, max_new_tokens=max_tokens, context_text=context_text, extra=extra)
+    try:
+        for piece in stream:
+            click.echo(piece, nl=False)
+    except KeyboardInterrupt:
+        stream.cancel()
+        for piece in stream:
+            click.echo(piece, nl=False)
+    click.echo()
+    reply = stream.reply
+    if stats and reply is not None:
+        click.echo(f"[chat {reply.conversation_id} · {reply.footer()}]", err=True)
+        if reply.grounding is not None and reply.grounding.shapes:
+            click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
+
+
+# --- chats ------------------------------------------------------------------------------------
+
+@cli.group()
+def chats() -> None:
+    """List, show, search, export, rename and delete saved chats."""
+
+
+def _store() -> Any:
+    from .store import Store
+
+    return Store.open_default()
+
+
+@chats.command("list")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many chats.")
+@click.option("--tag", default=None, help="Only chats with this tag.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def chats_list(limit: int | None, tag: str | None, as_json: bool) -> None:
+    """Saved chats, newest first."""
+    with _store() as store:
+        summaries = store.list_conversations(limit=limit, tag=tag)
+    if as_json:
+        click.echo(json.dumps([summary.__dict__ for summary in summaries], indent=2))
+        return
+    if not summaries:
+        click.echo("no saved chats yet; start one with `assistant` or `assistant ask \"...\"`")
+        return
+    for summary in summaries:
+        tags = f"  [{', '.join(summary.tags)}]" if summary.tags else ""
+        click.echo(
+            f"{summary.id:>5}  {_when(summary.updated_at)}  {summary.message_count:>3} msgs  "
+            f"{summary.title or '(untitled)'}{tags}"
+        )
+
+
+@chats.command("show")
+@click.argument("chat_id", type=int)
+def chats_show(chat_id: int) -> None:
+    """Print a chat as Markdown."""
+    with _store() as store:
+        click.echo(store.export_markdown(chat_id))
+
+
+@chats.command("search")
+@click.argument("text")
+def chats_search(text: str) -> None:
+    """Full-text search over every saved message."""
+    if not text.strip():
+        raise AssistantError("the search text is empty; pass words to look for")
+    with _store() as store:
+        hits = store.search(text)
+    if not hits:
+        click.echo(f"no messages match {text!r}")
+        return
+    for hit in hits:
+        click.echo(f"{hit.conversation_id:>5}  {hit.title or '(untitled)'}: {hit.snippet}")
+
+
+@chats.command("export")
+@click.argument("chat_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["md", "jsonl"]), default="md", help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to a file.")
+def chats_export(chat_id: int, fmt: str, output: str | None) -> None:
+    """Export a chat as Markdown or JSON lines."""
+    with _store() as store:
+        text = store.export_markdown(chat_id) if fmt == "md" else store.export_jsonl(chat_id)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+@chats.command("rename")
+@click.argument("chat_id", type=int)
+@click.argument("title")
+def chats_rename(chat_id: int, title: str) -> None:
+    """Give a chat a new title."""
+    with _store() as store:
+        store.get_conversation(chat_id)
+        store.rename_conversation(chat_id, title)
+    click.echo(f"renamed chat {chat_id}")
+
+
+@chats.command("delete")
+@click.argument("chat_id", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def chats_delete(chat_id: int, yes: bool) -> None:
+    """Delete a chat and the images only it used."""
+    with _store() as store:
+        conversation = store.get_conversation(chat_id)
+        if not yes and not click.confirm(f"delete chat {chat_id} ({conversation.title or 'untitled'})?", default=False):
+            raise AssistantError("not deleted (answer y to confirm, or pass --yes)")
+        store.delete_conversation(chat_id)
+    click.echo(f"deleted chat {chat_id}")
+
+
+# --- profiles, plugins ------------------------------------------------------------------------
+
+@cli.group()
+def profiles() -> None:
+    """Model profiles (shipped and in your profile directory)."""
+
+
+@profiles.command("list")
+def profiles_list() -> None:
+    """Every profile with its model."""
+    from .profiles import DEFAULT_PROFILE, available_profiles, profile_from_file
+
+    for name, path in available_profiles().items():
+        try:
+            profile = profile_from_file(path)
+            detail = f"{profile.model_label:<40} {profile.description}"
+        except AssistantError as error:
+            detail = f"(invalid: {error})"
+        marker = "*" if name == DEFAULT_PROFILE else " "
+        click.echo(f"{marker} {name:<26} {detail}")
+
+
+@profiles.command("show")
+@click.argument("name")
+def profiles_show(name: str) -> None:
+    """A profile's settings, as JSON."""
+    from .profiles import describe, load_profile
+
+    click.echo(json.dumps(describe(load_profile(name)), indent=2))
+
+
+@cli.group()
+def plugins() -> None:
+    """Installed plugins."""
+
+
+@plugins.command("list")
+def plugins_list() -> None:
+    """Built-in and third-party plugins, their hooks, and any that failed."""
+    from .plugins import get_plugin_manager
+
+    for info in get_plugin_manager().plugins():
+        kind = "built-in" if info.builtin else "third-party"
+        line = f"{info.name:<16} {kind:<12} {info.status:<9} {', '.join(info.hooks)}"
+        if info.error:
+            line += f"\n{'':<16} error: {info.error}"
+        click.echo(line)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def _add_plugin_commands() -> None:
+    from .plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    for impl in reversed(manager.hook.register_commands.get_hookimpls()):
+        name = manager.pm.get_name(impl.plugin)
+        try:
+            impl.function(cli=cli)
+        except Exception as error:  # noqa: BLE001 - a plugin's CLI bug must not hide the others
+            if name in manager.builtin:
+                raise
+            manager._fail(str(name), "register_commands", error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (also used by tests)."""
+    log_file = _setup_logging()
+    try:
+        _add_plugin_commands()
+        cli.main(args=argv, prog_name="assistant", standalone_mode=False)
+    except AssistantError as error:
+        click.echo(f"error: {error}", err=True)
+        return error.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        log.exception("unexpected error")
+        where = f"; details in {log_file}" if log_file else ""
+        click.echo(f"internal error: {type(error).__name__}: {error}{where}".splitlines()[0], err=True)
+        return 1
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()

@@ -1,0 +1,116 @@
+"""Engine: one loaded model serving conversations (inputs, streaming, context budget, adapters)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..conversation import Message
+from ..errors import AssistantError
+from ..profiles import GenerationSettings, Profile
+from .generation import TextStream, sampling_kwargs
+from .inputs import ImageOpener, PromptInputs, build_inputs
+from .loading import LoadedModel, Progress, load_model
+
+
+@dataclass
+class EngineInfo:
+    """What the status bar shows."""
+
+    profile: str
+    model: str
+    device: str
+    dtype: str
+    adapter: str | None
+    context_limit: int
+    random_weights: bool
+
+
+class Engine:
+    """A loaded model plus the logic to answer a conversation with it. One generation at a time."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self._busy = threading.Lock()
+
+    @classmethod
+    def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":
+        return cls(load_model(profile, progress))
+
+    @property
+    def info(self) -> EngineInfo:
+        loaded = self.loaded
+        return EngineInfo(
+            profile=loaded.profile.name,
+            model=loaded.profile.model_label if loaded.profile.model.local_build else loaded.source,
+            device=loaded.device,
+            dtype=str(loaded.dtype).replace("torch.", ""),
+            adapter=loaded.adapter,
+            context_limit=loaded.context_limit,
+            random_weights=loaded.profile.model.random_weights,
+        )
+
+    def prepare(
+        self,
+        messages: Sequence[Message],
+        open_image: ImageOpener,
+        max_new_tokens: int,
+        system_prompt: str = "",
+    ) -> tuple[PromptInputs, int]:
+        """Inputs for the next reply, dropping the oldest turns when the context would overflow.
+
+        Returns the inputs and how many leading messages were dropped. A single turn that alone does not fit
+        is an error the user can fix (fewer images, quick image mode, a shorter document).
+        """
+        limit = self.loaded.context_limit
+        dropped = 0
+        candidates = list(messages)
+        while True:
+            inputs = build_inputs(self.loaded, candidates, open_image, system_prompt)
+            if inputs.prompt_tokens + max_new_tokens <= limit:
+                return inputs, dropped
+            cut = _next_turn_start(candidates)
+            if cut is None:
+                raise AssistantError(
+                    f"this message needs {inputs.prompt_tokens} tokens of context but the limit is {limit}; "
+                    "attach fewer or smaller images, use a quick image profile, or ask about fewer pages"
+                )
+            candidates = candidates[cut:]
+            dropped += cut
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        open_image: ImageOpener,
+        settings: GenerationSettings,
+        max_new_tokens: int | None = None,
+        system_prompt: str = "",
+        started_at: float | None = None,
+    ) -> tuple[TextStream, PromptInputs, int]:
+        """Start generating the next assistant reply; iterate the returned stream for text."""
+        started_at = started_at if started_at is not None else time.perf_counter()
+        kwargs = sampling_kwargs(settings, max_new_tokens)
+        inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt)
+        tokenizer = self.loaded.tokenizer
+        kwargs.setdefault("pad_token_id", tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        stream = TextStream(self.loaded.model, tokenizer, inputs.tensors, kwargs, started_at=started_at)
+        return stream, inputs, dropped
+
+    def count_tokens(self, messages: Sequence[Message], open_image: ImageOpener, system_prompt: str = "") -> int:
+        return build_inputs(self.loaded, messages, open_image, system_prompt).prompt_tokens
+
+
+def _next_turn_start(messages: Sequence[Message]) -> int | None:
+    """Index of the second user turn (dropping everything before it), or None when only one turn is left."""
+    user_turns = [index for index, message in enumerate(messages) if message.role == "user"]
+    if len(user_turns) < 2:
+        return None
+    return user_turns[1]
+
+
+def describe_model(engine: Any) -> str:
+    info = engine.info
+    noise = " (random weights)" if info.random_weights else ""
+    return f"{info.model}{noise} on {info.device}/{info.dtype}"

@@ -1,0 +1,156 @@
+"""Streaming generation on a background thread, with cancel and honest timing (TTFT, tokens/s)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..profiles import GenerationSettings
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    """Seconds from the call to the first generated token."""
+    decode_s: float = 0.0
+    """Seconds from the first to the last generated token."""
+    total_s: float = 0.0
+    stopped: bool = False
+    finish_reason: str = ""
+    """eos, length or stopped."""
+    raw_text: str = ""
+    """The reply decoded with special tokens kept (grounding formats such as Qwen2-VL's boxes need them)."""
+    output_ids: list[int] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed: tokens after the first, over the time after the first."""
+        if self.completion_tokens < 2 or self.decode_s <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s
+
+
+def sampling_kwargs(settings: GenerationSettings, max_new_tokens: int | None = None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_new_tokens": int(max_new_tokens or settings.max_new_tokens)}
+    if settings.temperature > 0:
+        kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if settings.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = settings.repetition_penalty
+    return kwargs
+
+
+class _Clock:
+    """A StoppingCriteria that timestamps every generated token and stops when asked to."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class TextStream:
+    """Iterate to receive text pieces as they are generated; `stats` is complete once iteration ends.
+
+    Generation runs on a daemon thread. `cancel()` (any thread) stops it after the current token;
+    the text produced so far is kept and `stats.stopped` is True. Errors raised by generate are re-raised
+    from the iterator.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        inputs: Any,
+        generate_kwargs: dict[str, Any],
+        started_at: float | None = None,
+    ) -> None:
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        self._stop = threading.Event()
+        self._clock = _Clock(self._stop)
+        self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._tokenizer = tokenizer
+        self._error: BaseException | None = None
+        self._output: Any = None
+        self.stats = GenerationStats(prompt_tokens=int(inputs["input_ids"].shape[-1]))
+        self.text = ""
+        self._max_new_tokens = int(generate_kwargs.get("max_new_tokens", 0))
+        self._start = started_at if started_at is not None else time.perf_counter()
+        kwargs = dict(inputs)
+        kwargs.update(generate_kwargs)
+        kwargs["streamer"] = self._streamer
+        kwargs["stopping_criteria"] = StoppingCriteriaList([self._clock])
+        self._thread = threading.Thread(target=self._run, args=(model, kwargs), daemon=True, name="generate")
+        self._thread.start()
+
+    def _run(self, model: Any, kwargs: dict[str, Any]) -> None:
+        import torch
+
+        try:
+            with torch.inference_mode():
+                self._output = model.generate(**kwargs)
+        except BaseException as error:  # noqa: BLE001 - re-raised on the consumer's thread
+            self._error = error
+            self._streamer.end()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def __iter__(self) -> Iterator[str]:
+        queue_get_timeout = 0.1
+        while True:
+            try:
+                piece = self._streamer.text_queue.get(timeout=queue_get_timeout)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._streamer.text_queue.empty():
+                    break
+                continue
+            if piece is self._streamer.stop_signal:
+                break
+            if piece:
+                self.text += piece
+                yield piece
+        self._thread.join()
+        self._finish()
+        if self._error is not None:
+            raise self._error
+
+    def _finish(self) -> None:
+        stats = self.stats
+        stats.total_s = time.perf_counter() - self._start
+        if self._output is not None:
+            sequences = self._output.sequences if hasattr(self._output, "sequences") else self._output
+            ids = sequences[0, stats.prompt_tokens :].tolist()
+            stats.output_ids = ids
+            stats.completion_tokens = len(ids)
+            stats.raw_text = self._tokenizer.decode(ids, skip_special_tokens=False)
+        if self._clock.first is not None:
+            stats.ttft_s = self._clock.first - self._start
+            stats.decode_s = (self._clock.last or self._clock.first) - self._clock.first
+        stats.stopped = self._stop.is_set()
+        if stats.stopped:
+            stats.finish_reason = "stopped"
+        elif self._max_new_tokens and stats.completion_tokens >= self._max_new_tokens:
+            stats.finish_reason = "length"
+        else:
+            stats.finish_reason = "eos"

@@ -1,0 +1,193 @@
+"""Load a profile's model and processor through transformers' own `from_pretrained`, with actionable errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import AssistantError
+from ..paths import user_paths
+from ..profiles import Profile
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float | None], None]
+"""progress(message, fraction or None): called while loading (download, weights, ready)."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    processor: Any
+    profile: Profile
+    source: str
+    """Where the weights came from: a hub id or a local directory."""
+    device: str
+    dtype: Any
+    family: str
+    """transformers model_type (idefics3, qwen2_vl, ...): chooses small per-family input details."""
+    context_limit: int
+    adapter: str | None = None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+
+def configure_torch_threads() -> None:
+    """Honour ASSISTANT_THREADS (torch's own default, all cores, is right for most machines)."""
+    import torch
+
+    wanted = os.environ.get("ASSISTANT_THREADS")
+    if wanted:
+        torch.set_num_threads(max(1, int(wanted)))
+
+
+def resolve_device(setting: str) -> str:
+    """`auto` = cuda > mps > cpu; an explicit device that is not present is an error the user can fix."""
+    import torch
+
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise AssistantError("the profile asks for device 'cuda' but no CUDA GPU is visible; use device = \"auto\"")
+    if setting == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise AssistantError("the profile asks for device 'mps' but Metal is not available; use device = \"auto\"")
+    return setting
+
+
+def resolve_dtype(setting: str, device: str) -> Any:
+    """`auto`: bf16 on GPUs that support it, fp16 on MPS, fp32 on CPU (fastest and exact there)."""
+    import torch
+
+    if setting != "auto":
+        return getattr(torch, setting)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def model_source(profile: Profile, progress: Progress | None = None) -> str:
+    """The directory or hub id to load: locally built models are built on first use."""
+    if profile.model.local_build:
+        from .tiny import ensure_local_model
+
+        cache = user_paths().models_dir
+        if progress:
+            progress(f"building {profile.model.local_build} locally", None)
+        return str(ensure_local_model(profile.model.local_build, cache))
+    return profile.model.id
+
+
+def _missing_model_error(profile: Profile, source: str, error: BaseException) -> AssistantError:
+    offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+    why = "offline mode (HF_HUB_OFFLINE=1) is on" if offline else f"it could not be downloaded ({type(error).__name__})"
+    return AssistantError(
+        f"model {source} is not in the local cache and {why}; connect once to download it, "
+        "try offline with `--profile tiny-smolvlm`, or use a local copy with `--model PATH`"
+    )
+
+
+def _download(source: str, revision: str, progress: Progress | None) -> str:
+    """Fetch a hub model (safetensors and configs only) with progress; a local dir is returned as is."""
+    if Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser())
+    from huggingface_hub import snapshot_download
+
+    tqdm_class = None
+    if progress is not None:
+        tqdm_class = _progress_tqdm(progress)
+    return snapshot_download(
+        repo_id=source,
+        revision=revision,
+        allow_patterns=["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model", "tokenizer*"],
+        tqdm_class=tqdm_class,
+    )
+
+
+def _progress_tqdm(progress: Progress) -> Any:
+    from tqdm.auto import tqdm
+
+    class ProgressTqdm(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            if self.total:
+                progress(f"downloading {self.desc or 'model'}", min(1.0, self.n / self.total))
+            return result
+
+    return ProgressTqdm
+
+
+def load_model(profile: Profile, progress: Progress | None = None) -> LoadedModel:
+    """Load processor + model for a profile. Missing models give one actionable AssistantError."""
+    configure_torch_threads()
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # progress goes through `progress`, not tqdm on stderr
+    transformers_logging.set_verbosity_error()
+
+    source = model_source(profile, progress)
+    revision = profile.model.revision or "main"
+    trust = bool(profile.model.trust_remote_code)
+    try:
+        local_dir = _download(source, revision, progress)
+    except AssistantError:
+        raise
+    except Exception as error:  # hub errors come in many classes; all mean "not available"
+        raise _missing_model_error(profile, source, error) from None
+    device = resolve_device(profile.model.device)
+    dtype = resolve_dtype(profile.model.dtype, device)
+    if progress:
+        progress(f"loading {profile.model_label} on {device}", None)
+    try:
+        config = AutoConfig.from_pretrained(local_dir, trust_remote_code=trust)
+        processor = AutoProcessor.from_pretrained(local_dir, trust_remote_code=trust)
+        model = AutoModelForImageTextToText.from_pretrained(
+            local_dir,
+            dtype=dtype,
+            attn_implementation=profile.model.attn_implementation,
+            trust_remote_code=trust,
+            use_safetensors=True,
+        )
+    except ValueError as error:
+        if "trust_remote_code" in str(error):
+            raise AssistantError(
+                f"model {source} needs custom code from its repository; review it, then set "
+                "trust_remote_code = true in the profile's [model] table"
+            ) from None
+        raise AssistantError(f"cannot load model {source}: {error}".splitlines()[0]) from None
+    except OSError as error:
+        raise AssistantError(
+            f"cannot load model {source}: {str(error).splitlines()[0]}; it must hold safetensors weights "
+            "and a processor config"
+        ) from None
+    model.to(device)
+    model.eval()
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limit = profile.chat.context_limit or int(getattr(text_config, "max_position_embeddings", 0) or 8192)
+    if progress:
+        progress("ready", 1.0)
+    return LoadedModel(
+        model=model,
+        processor=processor,
+        profile=profile,
+        source=source,
+        device=device,
+        dtype=dtype,
+        family=str(getattr(config, "model_type", "")),
+        context_limit=limit,
+    )

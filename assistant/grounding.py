@@ -1,0 +1,78 @@
+"""Core glue for grounding: run the profile's registered parser over a reply, against the chat's last image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .conversation import ImagePart, Message
+from .errors import AssistantError
+
+if TYPE_CHECKING:
+    from .api import Chat
+    from .geometry import Grounding
+    from .hooktypes import GroundingFormat
+    from .plugins import PluginManager
+
+
+def grounding_formats(plugins: "PluginManager") -> dict[str, "GroundingFormat"]:
+    """Every format registered through `register_grounding_formats`, by name (later plugins override)."""
+    return {fmt.name: fmt for fmt in plugins.collect("register_grounding_formats")}
+
+
+def last_image(messages: list[Message]) -> ImagePart | None:
+    for message in reversed(messages):
+        if message.images:
+            return message.images[-1]
+    return None
+
+
+def parse_with_fallback(
+    formats: dict[str, "GroundingFormat"],
+    name: str,
+    coordinates: str,
+    text: str,
+    image_size: tuple[int, int],
+    input_size: tuple[int, int] | None,
+) -> "Grounding | None":
+    """The named format first; the generic list parser (in the profile's coordinates) only if it found nothing."""
+    if name not in formats:
+        raise AssistantError(
+            f"grounding format {name!r} is not registered; `assistant ground --list-formats` lists the formats"
+        )
+    grounding = formats[name].parse(text, image_size, input_size)
+    if grounding.shapes:
+        return grounding
+    generic = formats.get(f"generic-{coordinates}") or formats.get("generic")
+    if generic is not None and generic.name != name:
+        fallback = generic.parse(text, image_size, input_size)
+        if fallback.shapes:
+            return fallback
+    return grounding
+
+
+def ground_reply(chat: "Chat", text: str) -> "Grounding | None":
+    """Geometry in the reply, in pixels of the chat's most recent image; None when there is no image."""
+    image = last_image(chat.conversation.messages)
+    if image is None:
+        return None
+    assistant = chat.assistant
+    formats = grounding_formats(assistant.plugins)
+    if not formats:
+        return None
+    settings = assistant.profile.grounding
+    input_size = model_input_size(assistant, image)
+    grounding = parse_with_fallback(
+        formats, settings.format, settings.coordinates, text, (image.width, image.height), input_size
+    )
+    if grounding is not None:
+        grounding.raw["image_sha256"] = image.sha256
+    return grounding
+
+
+def model_input_size(assistant: Any, image: ImagePart) -> tuple[int, int] | None:
+    """The size the model saw the image at, for formats in absolute input pixels (Qwen2.5-VL)."""
+    if not assistant.loaded:
+        return None
+    from .engine.inputs import model_input_size as engine_input_size
+
+    return engine_input_size(assistant.engine.loaded, assistant.store.open_image(image))

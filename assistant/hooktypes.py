@@ -1,0 +1,151 @@
+"""The values plugins exchange with the core through hooks: requests, results and registrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from .geometry import Grounding
+
+
+# --- screenshots -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScreenshotRequest:
+    """What to capture: the whole virtual screen (monitor=None, region=None), one monitor (1-based), or a region."""
+
+    monitor: int | None = None
+    region: tuple[int, int, int, int] | None = None
+    """x, y, width, height in virtual-screen pixels."""
+
+
+@dataclass
+class Screenshot:
+    image: "Image"
+    left: int
+    top: int
+    width: int
+    height: int
+    monitor: int | None = None
+    scale: float = 1.0
+    monitors: list[dict[str, int]] = field(default_factory=list)
+    """Geometry of every monitor ({left, top, width, height}), index 0 = monitor 1."""
+
+    @property
+    def source(self) -> str:
+        if self.monitor is not None:
+            return f"screenshot monitor {self.monitor}"
+        return f"screenshot {self.width}x{self.height}+{self.left}+{self.top}"
+
+
+# --- documents -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A page of a document: `page` is 1-based, as people count pages."""
+
+    path: Path
+    page: int
+    dpi: int = 144
+    password: str | None = None
+    max_pixels: int = 25_000_000
+
+
+@dataclass
+class RenderedPage:
+    image: "Image"
+    page: int
+    page_count: int
+    dpi: int
+
+
+@dataclass
+class PageText:
+    text: str
+    page: int
+    page_count: int
+
+
+# --- registrations ---------------------------------------------------------------------------
+
+class SlashContext(Protocol):
+    """What a TUI /command may do. The TUI implements it; plugins only ever see this protocol."""
+
+    plugin_manager: Any
+    profile: Any
+
+    def attach_image(self, image: "Image", source: str) -> None:
+        """Add an image chip to the prompt (the user still confirms by sending)."""
+
+    def attach_text(self, text: str, source: str) -> None:
+        """Add document text to the next message (shown as a chip too)."""
+
+    def notify(self, message: str, severity: str = "information") -> None:
+        """Show a notification (severity: information, warning, error)."""
+
+    def run_in_background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run `work` off the UI thread, then `done(result)` on the UI thread; AssistantError is notified."""
+
+    def ask_password(self, prompt: str, done: Callable[[str | None], None]) -> None:
+        """Ask the user for a secret (e.g. a PDF password); `done(None)` when cancelled."""
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A TUI /command. `run(context, argument)` runs on the UI thread; slow work goes to run_in_background."""
+
+    name: str
+    help: str
+    run: Callable[[SlashContext, str], Any]
+    complete_paths: bool = False
+    """Offer file-path completion for the argument."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A model backend: `load(profile)` returns an object with the engine's generate interface."""
+
+    name: str
+    load: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class GroundingFormat:
+    """A reply format for boxes/points. `parse(text, image_size, input_size)` never raises."""
+
+    name: str
+    description: str
+    parse: Callable[[str, tuple[int, int], tuple[int, int] | None], "Grounding"]
+    prompt: str = ""
+    """Prompt template that asks the model to locate `{thing}` in this format."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str = ""
+    images: list["Image"] = field(default_factory=list)
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool the model may call. `side_effects=True` means the user must confirm each call."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    """JSON schema of the arguments."""
+    run: Callable[..., ToolResult]
+    side_effects: bool = False
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Trainer:
+    name: str
+    description: str
+    train: Callable[..., Any]

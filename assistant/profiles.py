@@ -1,0 +1,225 @@
+"""Model profiles: TOML files that say which model to run and how, validated with precise messages.
+
+Profiles come from the shipped `profiles/` folder (package `assistant_profiles`) and the user's profile dir
+(`user_paths().profiles_dir`); a user profile with the same name overrides a shipped one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from .errors import AssistantError
+from .paths import user_paths
+
+DEFAULT_PROFILE = "smolvlm-256m"
+
+
+@dataclass
+class ModelSettings:
+    id: str = ""
+    """Hub id (`HuggingFaceTB/SmolVLM-256M-Instruct`) or a local directory."""
+    revision: str = "main"
+    local_build: str = ""
+    """Name of a model built locally (tiny-smolvlm, tiny-qwen2vl, bench-smolvlm-256m) instead of `id`."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    trust_remote_code: bool = False
+    backend: str = "transformers"
+    random_weights: bool = False
+    """True for models built locally with random weights: their replies are noise, only the speed is real."""
+
+
+@dataclass
+class ImageSettings:
+    mode: Literal["detailed", "quick"] = "detailed"
+    """detailed: the processor's own tiling; quick: one tile, no splitting (fewer tokens, faster, less detail)."""
+    longest_edge: int = 0
+    """Resize images so their longest edge is at most this (0: the processor's default)."""
+    max_pixels: int = 0
+    """Qwen-style pixel budget per image (0: the processor's default)."""
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+
+@dataclass
+class ChatSettings:
+    system_prompt: str = ""
+    context_limit: int = 0
+    """Tokens of context the chat may use (0: the model's own maximum)."""
+
+
+@dataclass
+class GroundingSettings:
+    format: str = "json1000"
+    coordinates: Literal["norm1000", "norm1", "pixel"] = "norm1000"
+    """Coordinate system of plain [x1, y1, x2, y2] lists for the generic fallback parser."""
+
+
+@dataclass
+class LoraSettings:
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+
+
+@dataclass
+class DocumentSettings:
+    pdf_mode: Literal["image", "text", "both"] = "both"
+    page_budget: int = 3
+    """Most pages sent to the model for one question."""
+    dpi: int = 144
+
+
+@dataclass
+class PluginSettings:
+    disable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Profile:
+    name: str = ""
+    description: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    grounding: GroundingSettings = field(default_factory=GroundingSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    source: str = ""
+    """The file this profile was read from."""
+
+    @property
+    def model_label(self) -> str:
+        return self.model.local_build or self.model.id
+
+    def with_model(self, model: str) -> "Profile":
+        """A copy that runs another model (hub id or local path) with the same settings."""
+        copy = dataclasses.replace(self, model=dataclasses.replace(self.model, id=model, local_build=""))
+        return copy
+
+
+# --- locating profiles ------------------------------------------------------------------------
+
+def shipped_profiles_dir() -> Path:
+    import assistant_profiles
+
+    return Path(assistant_profiles.__file__).parent
+
+
+def profile_dirs() -> list[Path]:
+    """Search order: the user's profile dir first, then the shipped profiles."""
+    return [user_paths().profiles_dir, shipped_profiles_dir()]
+
+
+def available_profiles() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in reversed(profile_dirs()):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.toml")):
+                found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def load_profile(name_or_path: str | Path | None = None) -> Profile:
+    """Load a profile by name (user dir, then shipped) or from a .toml path."""
+    name = str(name_or_path or DEFAULT_PROFILE)
+    candidate = Path(name).expanduser()
+    if name.endswith(".toml") or candidate.is_file():
+        if not candidate.is_file():
+            raise AssistantError(f"profile file not found: {candidate}; check the path")
+        return profile_from_file(candidate)
+    profiles = available_profiles()
+    if name not in profiles:
+        known = ", ".join(profiles) or "none"
+        raise AssistantError(
+            f"unknown profile {name!r}; known profiles: {known} (`assistant profiles list` shows them)"
+        )
+    return profile_from_file(profiles[name])
+
+
+def profile_from_file(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise AssistantError(f"profile {path} is not valid TOML ({error}); fix the file") from None
+    except OSError as error:
+        raise AssistantError(f"cannot read profile {path} ({error.strerror})") from None
+    data.setdefault("name", path.stem)
+    profile = _build(Profile, data, path, "")
+    profile.source = str(path)
+    if not profile.model.id and not profile.model.local_build:
+        raise AssistantError(f"profile {path}: [model] needs `id` (hub id or local path) or `local_build`")
+    return profile
+
+
+# --- validation -------------------------------------------------------------------------------
+
+def _build(cls: type, data: Any, path: Path, prefix: str) -> Any:
+    where = f"[{prefix}]" if prefix else "the top level"
+    if not isinstance(data, dict):
+        raise AssistantError(f"profile {path}: {prefix or 'profile'} must be a table")
+    hints = typing.get_type_hints(cls)
+    allowed = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in allowed:
+            raise AssistantError(
+                f"profile {path}: unknown key {key!r} in {where}; allowed keys: {', '.join(sorted(allowed))}"
+            )
+        dotted = f"{prefix}.{key}" if prefix else key
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            values[key] = _build(expected, value, path, dotted)
+        else:
+            values[key] = _check_value(expected, value, path, dotted)
+    return cls(**values)
+
+
+def _check_value(expected: Any, value: Any, path: Path, key: str) -> Any:
+    origin = get_origin(expected)
+    if origin is Literal:
+        choices = get_args(expected)
+        if value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise AssistantError(f"profile {path}: {key} = {value!r} is not allowed; use one of {allowed}")
+        return value
+    if origin in (list, typing.List):
+        (item_type,) = get_args(expected)
+        if not isinstance(value, list) or not all(isinstance(v, item_type) for v in value):
+            raise AssistantError(f"profile {path}: {key} must be a list of {item_type.__name__}")
+        return list(value)
+    if origin in (types.UnionType, typing.Union):
+        raise AssistantError(f"profile {path}: {key}: unsupported type")
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+        raise AssistantError(
+            f"profile {path}: {key} = {value!r} must be {expected.__name__}"
+        )
+    if expected in (int, float) and value < 0:
+        raise AssistantError(f"profile {path}: {key} = {value!r} must not be negative")
+    return value
+
+
+def describe(profile: Profile) -> dict[str, Any]:
+    """The profile as plain data (for `assistant profiles show`)."""
+    return dataclasses.asdict(profile)

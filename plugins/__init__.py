@@ -1,0 +1,1 @@
+"""Built-in plugins of the assistant, installed as the `assistant_plugins` package."""

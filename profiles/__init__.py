@@ -1,0 +1,1 @@
+"""Profiles shipped with the assistant (TOML files), installed as package data of `assistant_profiles`."""

@@ -327,6 +327,7 @@ class ReplyStream:
             )
             if self._cancel.is_set():
                 self._text_stream.cancel()
+            self.message.meta.extra["reused_tokens"] = self._text_stream.stats.reused_tokens
             if dropped:
                 self.message.meta.extra.setdefault("notes", []).append(f"context full: {dropped} older messages left out")
             for piece in self._text_stream:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from ..conversation import Message
 from ..errors import AssistantError
 from ..profiles import GenerationSettings, Profile
+from .cache import ConversationCache
 from .generation import TextStream, sampling_kwargs
 from .inputs import ImageOpener, PromptInputs, build_inputs
 from .loading import LoadedModel, Progress, load_model
@@ -31,9 +32,11 @@ class EngineInfo:
 class Engine:
     """A loaded model plus the logic to answer a conversation with it. One generation at a time."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, reuse_cache: bool = True) -> None:
         self.loaded = loaded
-        self._busy = threading.Lock()
+        self.cache = ConversationCache(enabled=reuse_cache)
+        self._active: TextStream | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":
@@ -91,12 +94,32 @@ class Engine:
     ) -> tuple[TextStream, PromptInputs, int]:
         """Start generating the next assistant reply; iterate the returned stream for text."""
         started_at = started_at if started_at is not None else time.perf_counter()
-        kwargs = sampling_kwargs(settings, max_new_tokens)
-        inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt)
-        tokenizer = self.loaded.tokenizer
-        kwargs.setdefault("pad_token_id", tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-        stream = TextStream(self.loaded.model, tokenizer, inputs.tensors, kwargs, started_at=started_at)
+        with self._lock:
+            if self._active is not None and self._active.running:
+                raise AssistantError("a reply is still being generated; wait for it or stop it (Esc) first")
+            kwargs = sampling_kwargs(settings, max_new_tokens)
+            inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt)
+            tokenizer = self.loaded.tokenizer
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            kwargs.setdefault("pad_token_id", pad)
+            plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
+            if plan.past_key_values is not None:
+                kwargs["past_key_values"] = plan.past_key_values
+            adapter = self.loaded.adapter
+
+            def remember(stream: TextStream) -> None:
+                self.cache.remember(stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
+
+            stream = TextStream(
+                self.loaded.model, tokenizer, plan.model_inputs, kwargs, started_at=started_at, on_finish=remember
+            )
+            stream.stats.reused_tokens = plan.prefix
+            self._active = stream
         return stream, inputs, dropped
+
+    def invalidate_cache(self) -> None:
+        """Forget the cached conversation (after an adapter switch or a model change)."""
+        self.cache.clear()
 
     def count_tokens(self, messages: Sequence[Message], open_image: ImageOpener, system_prompt: str = "") -> int:
         return build_inputs(self.loaded, messages, open_image, system_prompt).prompt_tokens

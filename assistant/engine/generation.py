@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..profiles import GenerationSettings
 
@@ -26,6 +26,8 @@ class GenerationStats:
     raw_text: str = ""
     """The reply decoded with special tokens kept (grounding formats such as Qwen2-VL's boxes need them)."""
     output_ids: list[int] = field(default_factory=list)
+    reused_tokens: int = 0
+    """Prompt tokens served from the conversation's KV cache instead of being recomputed."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -79,6 +81,7 @@ class TextStream:
         inputs: Any,
         generate_kwargs: dict[str, Any],
         started_at: float | None = None,
+        on_finish: Callable[["TextStream"], None] | None = None,
     ) -> None:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -88,12 +91,19 @@ class TextStream:
         self._tokenizer = tokenizer
         self._error: BaseException | None = None
         self._output: Any = None
+        self._on_finish = on_finish
+        self.finished = False
+        self.past_key_values: Any = None
+        """The KV cache after generation (for the conversation cache), once iteration ends."""
+        self.sequences: list[int] = []
+        """Prompt + generated token ids, once iteration ends."""
         self.stats = GenerationStats(prompt_tokens=int(inputs["input_ids"].shape[-1]))
         self.text = ""
         self._max_new_tokens = int(generate_kwargs.get("max_new_tokens", 0))
         self._start = started_at if started_at is not None else time.perf_counter()
         kwargs = dict(inputs)
         kwargs.update(generate_kwargs)
+        kwargs["return_dict_in_generate"] = True
         kwargs["streamer"] = self._streamer
         kwargs["stopping_criteria"] = StoppingCriteriaList([self._clock])
         self._thread = threading.Thread(target=self._run, args=(model, kwargs), daemon=True, name="generate")
@@ -108,6 +118,11 @@ class TextStream:
         except BaseException as error:  # noqa: BLE001 - re-raised on the consumer's thread
             self._error = error
             self._streamer.end()
+
+    @property
+    def running(self) -> bool:
+        """True while the generate thread works (an abandoned stream stops counting once its thread ends)."""
+        return not self.finished and self._thread.is_alive()
 
     def cancel(self) -> None:
         self._stop.set()
@@ -132,14 +147,19 @@ class TextStream:
                 yield piece
         self._thread.join()
         self._finish()
+        self.finished = True
         if self._error is not None:
             raise self._error
+        if self._on_finish is not None:
+            self._on_finish(self)
 
     def _finish(self) -> None:
         stats = self.stats
         stats.total_s = time.perf_counter() - self._start
         if self._output is not None:
             sequences = self._output.sequences if hasattr(self._output, "sequences") else self._output
+            self.past_key_values = getattr(self._output, "past_key_values", None)
+            self.sequences = sequences[0].tolist()
             ids = sequences[0, stats.prompt_tokens :].tolist()
             stats.output_ids = ids
             stats.completion_tokens = len(ids)

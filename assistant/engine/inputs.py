@@ -29,6 +29,8 @@ class PromptInputs:
     """transformers BatchFeature (input_ids, attention_mask, pixel_values, ...)."""
     prompt: str
     images: list["Image"] = field(default_factory=list)
+    image_keys: list[str] = field(default_factory=list)
+    """Content hashes of `images`, in order (the KV cache checks them before reusing work)."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -83,16 +85,14 @@ def _merge_same_role(messages: list[dict]) -> list[dict]:
     return merged
 
 
-def conversation_images(messages: Sequence[Message], open_image: ImageOpener) -> list["Image"]:
-    """The images of the conversation, in the order their placeholders appear in the prompt."""
-    images = []
+def conversation_image_parts(messages: Sequence[Message]) -> list[ImagePart]:
+    """The image parts of the conversation, in the order their placeholders appear in the prompt."""
+    parts = []
     for message in messages:
         if message.role == "assistant" and (message.status in ("failed", "streaming") or message.correction is not None):
             continue
-        for part in message.parts:
-            if isinstance(part, ImagePart):
-                images.append(open_image(part))
-    return images
+        parts.extend(part for part in message.parts if isinstance(part, ImagePart))
+    return parts
 
 
 def image_kwargs(loaded: "LoadedModel") -> dict[str, Any]:
@@ -135,13 +135,16 @@ def build_inputs(
         prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
     except Exception as error:  # template errors are config problems of the model, not bugs of ours
         raise AssistantError(f"the model's chat template cannot render this conversation: {error}") from None
-    images = conversation_images(messages, open_image)
+    parts = conversation_image_parts(messages)
+    images = [open_image(part) for part in parts]
     call: dict[str, Any] = {"text": [prompt], "return_tensors": "pt"}
     if images:
         call["images"] = [images]
         call.update(image_kwargs(loaded))
     tensors = processor(**call)
-    return PromptInputs(tensors=tensors.to(loaded.device), prompt=prompt, images=images)
+    return PromptInputs(
+        tensors=tensors.to(loaded.device), prompt=prompt, images=images, image_keys=[p.sha256 for p in parts]
+    )
 
 
 def model_input_size(loaded: "LoadedModel", image: "Image") -> tuple[int, int] | None:

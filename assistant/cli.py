@@ -286,6 +286,26 @@ def plugins_list() -> None:
         click.echo(line)
 
 
+# --- bench ------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--profile", "-p", default="bench-smolvlm-256m", show_default=True, help="Profile to measure.")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True, help="Runs per measurement (medians).")
+@click.option("--new-tokens", type=click.IntRange(2, 4096), default=32, show_default=True, help="Tokens decoded per reply.")
+@click.option("--threads", type=click.IntRange(1, 512), default=None, help="Torch threads (default: all cores).")
+@click.option("--pipeline/--no-pipeline", default=True, help="Also measure transformers.pipeline.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
+def bench(profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None) -> None:
+    """Measure load, preprocessing, first-token latency (turn 1 and follow-up), decode speed and memory."""
+    from .bench import benchmark, format_table
+
+    report = benchmark(profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True))
+    click.echo(format_table(report))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        click.echo(f"wrote {json_out}", err=True)
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 def _add_plugin_commands() -> None:

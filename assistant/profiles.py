@@ -49,6 +49,8 @@ class ImageSettings:
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 512
+    min_new_tokens: int = 0
+    """Generate at least this many tokens (the benchmark uses it for a fixed decode length)."""
     temperature: float = 0.0
     """0 means greedy decoding."""
     top_p: float = 1.0

@@ -21,6 +21,8 @@ class CachedTurn:
     cache: Any
     image_keys: list[str]
     adapter: str | None
+    rope_deltas: Any = None
+    """Qwen2-VL keeps the 3D-rotary offsets of the last prefill on the model; restored before reuse."""
 
 
 @dataclass
@@ -68,13 +70,18 @@ class ConversationCache:
         for key in ("pixel_values", "pixel_attention_mask", "image_grid_thw"):
             model_inputs.pop(key, None)
         model_inputs.update(pixel_inputs)
+        if turn.rope_deltas is not None:
+            loaded.model.model.rope_deltas = turn.rope_deltas
         self.stats["reused_tokens"] += prefix
         self.stats["computed_tokens"] += len(full) - prefix
         return ReusePlan(prefix=prefix, model_inputs=model_inputs, past_key_values=turn.cache, reason="reused")
 
-    def remember(self, token_ids: list[int], cache: Any, image_keys: list[str], adapter: str | None) -> None:
+    def remember(
+        self, loaded: Any, token_ids: list[int], cache: Any, image_keys: list[str], adapter: str | None
+    ) -> None:
         if self.enabled and cache is not None:
-            self.turn = CachedTurn(token_ids=token_ids, cache=cache, image_keys=list(image_keys), adapter=adapter)
+            deltas = getattr(getattr(loaded.model, "model", None), "rope_deltas", None)
+            self.turn = CachedTurn(token_ids, cache, list(image_keys), adapter, rope_deltas=deltas)
 
     def _fresh(self, model_inputs: dict[str, Any], full: list[int], reason: str) -> ReusePlan:
         self.stats["computed_tokens"] += len(full)

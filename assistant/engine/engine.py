@@ -108,7 +108,7 @@ class Engine:
             adapter = self.loaded.adapter
 
             def remember(stream: TextStream) -> None:
-                self.cache.remember(stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
+                self.cache.remember(self.loaded, stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
 
             stream = TextStream(
                 self.loaded.model, tokenizer, plan.model_inputs, kwargs, started_at=started_at, on_finish=remember

@@ -43,6 +43,8 @@ def sampling_kwargs(settings: GenerationSettings, max_new_tokens: int | None = N
         kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if settings.min_new_tokens:
+        kwargs["min_new_tokens"] = min(int(settings.min_new_tokens), kwargs["max_new_tokens"])
     if settings.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = settings.repetition_penalty
     return kwargs

@@ -1,0 +1,340 @@
+"""`assistant bench`: first-token latency, decode speed and memory of our engine vs transformers' pipeline.
+
+Each side runs in its own subprocess (so peak RSS is its own) on the same locally built model, the same
+1920x1080 screenshot-like image, the same question, greedy decoding with a fixed number of new tokens and
+the same thread count. The report adds the machine's measured memory read bandwidth and the decode
+roofline it implies (bytes of the text model's weights read per token).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+QUESTION = "What is shown on this screen? Describe the windows and the text you can read."
+FOLLOW_UP = "Which button should I press to save the document?"
+
+
+@dataclass
+class SideResult:
+    name: str
+    load_s: float = 0.0
+    preprocess_s: float | None = None
+    ttft_turn1_s: float = 0.0
+    ttft_followup_s: float = 0.0
+    decode_tokens_per_s: float = 0.0
+    prompt_tokens: int = 0
+    peak_rss_mb: float = 0.0
+    runs: int = 0
+    raw: dict[str, list[float]] = field(default_factory=dict)
+
+
+def screenshot_like_image(size: tuple[int, int] = (1920, 1080)) -> Any:
+    """A deterministic desktop-like picture: title bars, windows, text lines, buttons."""
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    image = Image.new("RGB", size, (32, 44, 64))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, height - 40, width, height], fill=(20, 20, 24))
+    for index, (x, y, w, h) in enumerate([(80, 60, 1100, 700), (900, 300, 900, 640), (200, 600, 500, 360)]):
+        draw.rectangle([x, y, x + w, y + h], fill=(236, 236, 240), outline=(90, 90, 90), width=2)
+        draw.rectangle([x, y, x + w, y + 32], fill=(60 + 40 * index, 90, 160))
+        draw.text((x + 12, y + 8), f"Window {index + 1} - report_{index}.txt", fill="white")
+        for line in range(1, (h - 60) // 22):
+            draw.text((x + 16, y + 32 + line * 22), f"Line {line}: quarterly revenue grew {line * 3}% in region {index}", fill=(20, 20, 20))
+        draw.rectangle([x + w - 180, y + h - 48, x + w - 100, y + h - 16], fill=(40, 120, 220))
+        draw.text((x + w - 166, y + h - 40), "Save", fill="white")
+    return image
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --- the two sides (each runs in its own process) --------------------------------------------
+
+def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
+    from .api import Assistant
+    from .engine.inputs import image_kwargs
+    from .images import image_from_pil
+    from .store import Store
+
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    store = Store(work / "bench.sqlite3", work / "images")
+    bot = Assistant.from_profile(profile_name, store=store)
+    bot.profile.generation.max_new_tokens = new_tokens
+    bot.profile.generation.min_new_tokens = new_tokens
+    bot.profile.generation.temperature = 0.0
+    from .engine.loading import model_source
+
+    model_source(bot.profile)  # build the local model first: building is not loading
+    start = time.perf_counter()
+    engine = bot.load()
+    result = SideResult(name="ours", load_s=time.perf_counter() - start, runs=runs)
+    screenshot = image_from_pil(screenshot_like_image(), "bench screenshot")
+    processor = engine.loaded.processor
+    chat_template = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+    prompt = processor.apply_chat_template(chat_template, add_generation_prompt=True, tokenize=False)
+    preprocess, ttft1, ttft2, decode = [], [], [], []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        processor(text=[prompt], images=[[screenshot.image]], return_tensors="pt", **image_kwargs(engine.loaded))
+        preprocess.append(time.perf_counter() - begin)
+        chat = bot.chat()
+        first = chat.ask(QUESTION, images=[screenshot])
+        second = chat.ask(FOLLOW_UP)
+        ttft1.append(first.ttft_s or 0.0)
+        ttft2.append(second.ttft_s or 0.0)
+        decode.extend(value for value in (first.tokens_per_s, second.tokens_per_s) if value)
+        result.prompt_tokens = first.prompt_tokens
+    result.preprocess_s = median(preprocess)
+    result.ttft_turn1_s = median(ttft1)
+    result.ttft_followup_s = median(ttft2)
+    result.decode_tokens_per_s = median(decode)
+    result.raw = {"preprocess_s": preprocess, "ttft_turn1_s": ttft1, "ttft_followup_s": ttft2, "decode_tokens_per_s": decode}
+    result.peak_rss_mb = peak_rss_mb()
+    return result
+
+
+class _TimingStreamer:
+    """A transformers streamer that only records when each token arrives (the first put is the prompt)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, value: Any) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def run_pipeline(profile_name: str, runs: int, new_tokens: int) -> SideResult:
+    from .engine.loading import configure_torch_threads, model_source, resolve_dtype
+    from .profiles import load_profile
+
+    profile = load_profile(profile_name)
+    source = model_source(profile)
+    configure_torch_threads()
+    from transformers import pipeline
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    start = time.perf_counter()
+    pipe = pipeline("image-text-to-text", model=source, dtype=resolve_dtype(profile.model.dtype, "cpu"), device="cpu")
+    result = SideResult(name="transformers.pipeline", load_s=time.perf_counter() - start, runs=runs)
+    image = screenshot_like_image()
+    ttft1, ttft2, decode = [], [], []
+    for _ in range(runs):
+        messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
+        first_text, first_ttft, first_rate = _pipeline_turn(pipe, messages, new_tokens)
+        messages += [
+            {"role": "assistant", "content": [{"type": "text", "text": first_text}]},
+            {"role": "user", "content": [{"type": "text", "text": FOLLOW_UP}]},
+        ]
+        _, second_ttft, second_rate = _pipeline_turn(pipe, messages, new_tokens)
+        ttft1.append(first_ttft)
+        ttft2.append(second_ttft)
+        decode.extend([first_rate, second_rate])
+    result.ttft_turn1_s = median(ttft1)
+    result.ttft_followup_s = median(ttft2)
+    result.decode_tokens_per_s = median(decode)
+    result.raw = {"ttft_turn1_s": ttft1, "ttft_followup_s": ttft2, "decode_tokens_per_s": decode}
+    result.peak_rss_mb = peak_rss_mb()
+    return result
+
+
+def _pipeline_turn(pipe: Any, messages: list[dict], new_tokens: int) -> tuple[str, float, float]:
+    streamer = _TimingStreamer()
+    start = time.perf_counter()
+    output = pipe(
+        text=messages,
+        max_new_tokens=new_tokens,
+        generate_kwargs={"min_new_tokens": new_tokens, "do_sample": False, "streamer": streamer},
+        return_full_text=False,
+    )
+    tokens = streamer.times[1:]
+    ttft = tokens[0] - start if tokens else 0.0
+    rate = (len(tokens) - 1) / (tokens[-1] - tokens[0]) if len(tokens) > 1 and tokens[-1] > tokens[0] else 0.0
+    return str(output[0]["generated_text"]), ttft, rate
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+def memory_read_bandwidth_gbs(size_mb: int = 1024, repeats: int = 7) -> float:
+    """Median GB/s of summing a buffer much larger than the caches, with torch's threads."""
+    import torch
+
+    buffer = torch.ones(size_mb * 1024 * 1024 // 4, dtype=torch.float32)
+    buffer.sum()
+    speeds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        buffer.sum()
+        speeds.append(buffer.numel() * 4 / (time.perf_counter() - start) / 1e9)
+    return median(speeds)
+
+
+def decode_bytes_per_token(profile_name: str) -> tuple[int, int]:
+    """Parameters read per decoded token and their bytes: the decoder layers and the LM head.
+
+    The input embedding matrix is not counted: a token reads one row of it (unless it is tied to the head,
+    which is then counted once as the head).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from .engine.loading import model_source
+    from .profiles import load_profile
+
+    profile = load_profile(profile_name)
+    config = AutoConfig.from_pretrained(model_source(profile))
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    text_model = model.get_decoder() if hasattr(model, "get_decoder") else model.model.text_model
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    params = sum(t.numel() for t in text_model.parameters() if t is not embedding) + head.numel()
+    dtype = profile.model.dtype
+    width = {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
+    return params, params * width
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def run_side(side: str, profile: str, runs: int, new_tokens: int, threads: int) -> dict[str, Any]:
+    env = dict(os.environ, ASSISTANT_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    command = [sys.executable, "-m", "assistant.bench", side, profile, str(runs), str(new_tokens)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark side {side!r} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def benchmark(
+    profile: str = "bench-smolvlm-256m",
+    runs: int = 3,
+    new_tokens: int = 32,
+    threads: int | None = None,
+    include_pipeline: bool = True,
+    progress: Any = None,
+) -> dict[str, Any]:
+    threads = threads or os.cpu_count() or 1
+    say = progress or (lambda message: None)
+    say(f"building / loading {profile} and running our engine ({runs} runs)")
+    ours = run_side("ours", profile, runs, new_tokens, threads)
+    pipe = None
+    if include_pipeline:
+        say("running transformers.pipeline on the same model and inputs")
+        pipe = run_side("pipeline", profile, runs, new_tokens, threads)
+    say("measuring memory read bandwidth")
+    import torch
+
+    torch.set_num_threads(threads)
+    bandwidth = memory_read_bandwidth_gbs()
+    params, per_token = decode_bytes_per_token(profile)
+    roofline = bandwidth * 1e9 / per_token
+    report: dict[str, Any] = {
+        "profile": profile,
+        "random_weights": True,
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "threads": threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+        },
+        "settings": {"runs": runs, "new_tokens": new_tokens, "greedy": True, "image": "1920x1080"},
+        "ours": ours,
+        "pipeline": pipe,
+        "memory_bandwidth_gbs": bandwidth,
+        "text_model_params": params,
+        "decode_bytes_per_token": per_token,
+        "roofline_tokens_per_s": roofline,
+        "ratios": {
+            "decode_ours_over_pipeline": _ratio(ours["decode_tokens_per_s"], pipe and pipe["decode_tokens_per_s"]),
+            "ttft1_pipeline_over_ours": _ratio(pipe and pipe["ttft_turn1_s"], ours["ttft_turn1_s"]),
+            "ttft_followup_pipeline_over_ours": _ratio(pipe and pipe["ttft_followup_s"], ours["ttft_followup_s"]),
+            "followup_over_turn1": _ratio(ours["ttft_followup_s"], ours["ttft_turn1_s"]),
+            "decode_ours_over_roofline": _ratio(ours["decode_tokens_per_s"], roofline),
+        },
+    }
+    return report
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def format_table(report: dict[str, Any]) -> str:
+    ours, pipe = report["ours"], report.get("pipeline") or {}
+
+    def cell(side: dict, key: str, fmt: str) -> str:
+        value = side.get(key)
+        return format(value, fmt) if isinstance(value, (int, float)) else "-"
+
+    rows = [
+        ("model load (s)", "load_s", ".2f"),
+        ("preprocess 1920x1080 (s)", "preprocess_s", ".3f"),
+        ("TTFT turn 1 (s)", "ttft_turn1_s", ".2f"),
+        ("TTFT follow-up (s)", "ttft_followup_s", ".2f"),
+        ("decode (tokens/s)", "decode_tokens_per_s", ".1f"),
+        ("peak RSS (MB)", "peak_rss_mb", ".0f"),
+        ("prompt tokens, turn 1", "prompt_tokens", "d"),
+    ]
+    lines = [
+        f"profile {report['profile']} (RANDOM WEIGHTS) on {report['machine']['cpu']}, "
+        f"{report['machine']['threads']} threads, {report['settings']['runs']} runs, "
+        f"{report['settings']['new_tokens']} new tokens, medians",
+        f"| {'metric':<26} | {'ours':>10} | {'pipeline':>10} |",
+        f"|{'-' * 28}|{'-' * 12}|{'-' * 12}|",
+    ]
+    for label, key, fmt in rows:
+        lines.append(f"| {label:<26} | {cell(ours, key, fmt):>10} | {cell(pipe, key, fmt):>10} |")
+    ratios = report["ratios"]
+    lines += [
+        "",
+        f"memory read bandwidth {report['memory_bandwidth_gbs']:.1f} GB/s; text model "
+        f"{report['text_model_params'] / 1e6:.0f}M params = {report['decode_bytes_per_token'] / 1e6:.0f} MB/token "
+        f"-> roofline {report['roofline_tokens_per_s']:.1f} tokens/s",
+    ]
+    for key, value in ratios.items():
+        lines.append(f"{key:<36} {value if value is not None else '-'}")
+    return "\n".join(lines)
+
+
+def _worker(argv: list[str]) -> None:
+    side, profile, runs, new_tokens = argv[0], argv[1], int(argv[2]), int(argv[3])
+    runner = run_ours if side == "ours" else run_pipeline
+    print(json.dumps(asdict(runner(profile, runs, new_tokens))))
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])

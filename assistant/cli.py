@@ -114,15 +114,23 @@ def ask(
             raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
         attachments.append(image_from_pil(shot.image, shot.source))
     if pdf:
-        from .documents import prepare_document
+        from .documents import DocumentPasswordError, prepare_document
 
-        document = prepare_document(
-            bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
-        )
+        try:
+            document = prepare_document(
+                bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
+            )
+        except DocumentPasswordError:
+            if not sys.stdin.isatty():
+                raise
+            password = click.prompt(f"password for {Path(pdf).name}", hide_input=True, err=True)
+            document = prepare_document(
+                bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
+            )
         attachments.extend(image_from_pil(image, source) for image, source in document.images)
         context_text = document.text
         extra["pages"] = document.pages
-        extra["notes"] = [document.reason]
+        extra["notes"] = [document.footer]
     chat = bot.chat(chat_id)
     stream = chat.stream(question, attachments, max_new_tokens=max_tokens, context_text=context_text, extra=extra)
     try:

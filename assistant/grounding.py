@@ -15,8 +15,15 @@ if TYPE_CHECKING:
 
 
 def grounding_formats(plugins: "PluginManager") -> dict[str, "GroundingFormat"]:
-    """Every format registered through `register_grounding_formats`, by name (later plugins override)."""
-    return {fmt.name: fmt for fmt in plugins.collect("register_grounding_formats")}
+    """Every format registered through `register_grounding_formats`, by name.
+
+    `collect` lists the most recently registered plugin first, so a third-party format wins over a built-in
+    one of the same name.
+    """
+    formats: dict[str, "GroundingFormat"] = {}
+    for fmt in plugins.collect("register_grounding_formats"):
+        formats.setdefault(fmt.name, fmt)
+    return formats
 
 
 def last_image(messages: list[Message]) -> ImagePart | None:

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from xvfb import xvfb_display, xvfb_server  # noqa: F401  (fixtures: a real virtual X display)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

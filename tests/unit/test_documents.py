@@ -1,0 +1,304 @@
+"""assistant.documents: page specs, the relevance ranking, and choosing a document's pages for a question."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pymupdf
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from assistant import hookimpl
+from assistant.documents import (
+    MAX_PAGES_PER_QUESTION,
+    DocumentPasswordError,
+    format_pages,
+    parse_page_spec,
+    prepare_document,
+    query_terms,
+    rank_pages,
+)
+from assistant.errors import AssistantError
+from assistant.hooktypes import PageRequest, PageText, RenderedPage
+from assistant.plugins import create_plugin_manager
+from assistant.profiles import DocumentSettings
+
+# --- page specs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("2", [2]),
+        ("2-4", [2, 3, 4]),
+        ("1,3,5-7", [1, 3, 5, 6, 7]),
+        ("7-", [7, 8, 9, 10]),
+        ("-3", [1, 2, 3]),
+        (" 4 - 5 , 1 ", [1, 4, 5]),
+        ("3,1-3,3", [1, 2, 3]),
+        ("10", [10]),
+    ],
+)
+def test_parse_page_spec(spec: str, expected: list[int]) -> None:
+    assert parse_page_spec(spec, 10) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "no pages given; name pages like e.g. 2, 2-4"),
+        ("  ", "no pages given"),
+        ("11", "page 11 is out of range: report.pdf has 10 pages"),
+        ("9-12", "page 12 is out of range: report.pdf has 10 pages"),
+        ("11-", "page 11 is out of range"),
+        ("0", "page 0 does not exist: pages are numbered from 1"),
+        ("4-2", "page range '4-2' runs backwards; write 2-4"),
+        ("two", "'two' is not a page or page range"),
+        ("-", "'-' is not a page or page range"),
+        ("1,,2", "page list '1,,2' has an empty item"),
+        ("1-2-3", "'1-2-3' is not a page or page range"),
+        ("2.5", "'2.5' is not a page or page range"),
+    ],
+)
+def test_parse_page_spec_errors(spec: str, message: str) -> None:
+    with pytest.raises(AssistantError, match="^" + re.escape(message)):
+        parse_page_spec(spec, 10, "report.pdf")
+
+
+def test_parse_page_spec_on_a_one_page_document() -> None:
+    with pytest.raises(AssistantError, match="^page 2 is out of range: the document has 1 page$"):
+        parse_page_spec("2", 1)
+    with pytest.raises(AssistantError, match="has no pages"):
+        parse_page_spec("1", 0)
+
+
+@given(st.sets(st.integers(min_value=1, max_value=60), min_size=1))
+def test_format_pages_reads_back(pages: set[int]) -> None:
+    spec = format_pages(list(pages))
+    assert parse_page_spec(spec, 60) == sorted(pages)
+
+
+def test_format_pages() -> None:
+    assert format_pages([5, 1, 2, 3]) == "1-3, 5"
+    assert format_pages([4]) == "4"
+
+
+# --- ranking ----------------------------------------------------------------------------------
+
+PAGES = {
+    1: "Contents. Letter from the chair. Our people and our planet.",
+    2: "Revenue grew in 2023 to 12 million euros; revenue from services doubled.",
+    3: "Risks: currency, suppliers and the weather.",
+    4: "In 2022 the company opened offices in Lisbon.",
+}
+
+
+def test_ranking_picks_the_page_that_mentions_the_question() -> None:
+    ranking = rank_pages(PAGES, "What was the revenue in 2023?", top_k=2)
+    assert [page for page, _score, _terms in ranking] == [2]
+    page, score, terms = ranking[0]
+    assert score > 0
+    assert terms == ["revenue", "2023"]
+
+
+def test_ranking_orders_by_score_and_drops_non_matching_pages() -> None:
+    ranking = rank_pages(PAGES, "revenue and offices in 2022 and 2023", top_k=4)
+    pages = [page for page, _score, _terms in ranking]
+    assert pages[0] == 2  # two terms, "revenue" twice
+    assert set(pages) == {2, 4}
+    assert ranking[0][1] > ranking[1][1]
+
+
+def test_ranking_respects_top_k_and_prefers_rare_terms() -> None:
+    texts = {n: "the company report" for n in range(1, 9)}
+    texts[5] = "the company report mentions lisbon"
+    ranking = rank_pages(texts, "company lisbon", top_k=1)
+    assert ranking[0][0] == 5
+    assert ranking[0][2] == ["company", "lisbon"]
+
+
+def test_ranking_ignores_stopwords_and_handles_plurals() -> None:
+    assert query_terms("What is the total of the Risks?") == [("total", "total"), ("risk", "risks")]
+    assert rank_pages(PAGES, "what is in it?", top_k=3) == []
+    assert [page for page, *_ in rank_pages(PAGES, "supplier", top_k=3)] == [3]
+    assert rank_pages(PAGES, "quantum", top_k=3) == []
+    assert rank_pages({}, "revenue", top_k=3) == []
+
+
+# --- documents through the plugin hooks -----------------------------------------------------
+
+def make_pdf(path: Path, texts: list[str]) -> Path:
+    """One A4 page per text; an empty text gives a page with only a picture (no text layer)."""
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 128, 0)).save(picture, format="PNG")
+    document = pymupdf.open()
+    for text in texts:
+        page = document.new_page()
+        if text:
+            page.insert_text((72, 100), text)
+        else:
+            page.insert_image(pymupdf.Rect(72, 72, 272, 272), stream=picture.getvalue())
+    document.save(path)
+    return path
+
+
+@pytest.fixture
+def manager() -> Any:
+    return create_plugin_manager(load_entry_points=False, builtins=("assistant_plugins.pdf",))
+
+
+@pytest.fixture
+def long_report(tmp_path: Path) -> Path:
+    texts = [f"Page {n} of the report talks about general matters." for n in range(1, 11)]
+    texts[6] = "Revenue in 2023 reached 12 million euros."
+    texts[8] = "Revenue forecasts for next year."
+    return make_pdf(tmp_path / "report.pdf", texts)
+
+
+SETTINGS = DocumentSettings(pdf_mode="both", page_budget=3, dpi=36)
+
+
+def test_relevant_pages_are_chosen_and_explained(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "What was the revenue in 2023?", None, SETTINGS)
+    assert context.page_count == 10
+    assert context.pages == [7, 9]
+    assert context.reason == "pages 7, 9 chosen by relevance to: revenue, 2023"
+    assert context.footer == "report.pdf: pages 7, 9 chosen by relevance to: revenue, 2023"
+    assert [page for page, _score, _terms in context.ranking] == [7, 9]
+    assert [source for _image, source in context.images] == ["report.pdf p.7", "report.pdf p.9"]
+    assert context.images[0][0].size == (298, 421)  # A4 at 36 dpi
+    assert context.text == (
+        "--- report.pdf page 7 ---\nRevenue in 2023 reached 12 million euros.\n\n"
+        "--- report.pdf page 9 ---\nRevenue forecasts for next year."
+    )
+
+
+def test_pages_asked_for_are_used_as_given(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "revenue?", "1-2, 10", SETTINGS)
+    assert context.pages == [1, 2, 10]
+    assert context.reason == "pages 1-2, 10 as asked"
+    assert len(context.images) == 3
+    assert context.ranking == []
+    single = prepare_document(manager, long_report, "revenue?", "4", SETTINGS)
+    assert single.reason == "page 4 as asked"
+
+
+def test_too_many_pages_are_refused(manager: Any, tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "book.pdf", [f"chapter {n}" for n in range(1, 31)])
+    with pytest.raises(AssistantError, match=f"at most {MAX_PAGES_PER_QUESTION} can go with one question"):
+        prepare_document(manager, path, "anything", "1-25", SETTINGS)
+    assert len(prepare_document(manager, path, "anything", "1-20", DocumentSettings(pdf_mode="text")).pages) == 20
+
+
+def test_out_of_range_pages_name_the_document(manager: Any, long_report: Path) -> None:
+    with pytest.raises(AssistantError, match="^page 12 is out of range: report.pdf has 10 pages$"):
+        prepare_document(manager, long_report, "q", "12", SETTINGS)
+
+
+def test_short_documents_are_sent_whole(manager: Any, tmp_path: Path) -> None:
+    one = make_pdf(tmp_path / "memo.pdf", ["A memo about lunch."])
+    context = prepare_document(manager, one, "unrelated question about revenue", None, SETTINGS)
+    assert (context.pages, context.reason) == ([1], "the only page")
+    three = make_pdf(tmp_path / "three.pdf", ["a", "b", "c"])
+    assert prepare_document(manager, three, "x", None, SETTINGS).reason == "all 3 pages"
+
+
+def test_no_text_layer_falls_back_to_the_first_pages(manager: Any, tmp_path: Path) -> None:
+    scan = make_pdf(tmp_path / "scan.pdf", ["", "", "", "", ""])
+    context = prepare_document(manager, scan, "what is the revenue?", None, SETTINGS)
+    assert context.pages == [1, 2, 3]
+    assert context.reason == "pages 1-3, the first 3 of 5: scan.pdf has no text layer to rank pages by"
+    assert len(context.images) == 3
+    assert context.text == ""
+
+
+def test_nothing_matching_falls_back_to_the_first_pages(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "Where is the giraffe?", None, SETTINGS)
+    assert context.pages == [1, 2, 3]
+    assert context.reason == "pages 1-3, the first 3 of 10: no page mentions giraffe (name pages to choose others)"
+    empty = prepare_document(manager, long_report, "", None, SETTINGS)
+    assert empty.reason == "pages 1-3, the first 3 of 10 (name pages to choose others)"
+
+
+def test_pdf_mode_decides_images_and_text(manager: Any, tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "mixed.pdf", ["Typed page one.", ""])
+    text_only = prepare_document(manager, path, "q", "1-2", DocumentSettings(pdf_mode="text", dpi=36))
+    assert text_only.text == "--- mixed.pdf page 1 ---\nTyped page one."
+    # page 2 has no text layer: it goes as an image even in text mode, and the reason says so
+    assert [source for _image, source in text_only.images] == ["mixed.pdf p.2"]
+    assert text_only.reason == "pages 1-2 as asked; page 2 sent as images (no text layer)"
+
+    image_only = prepare_document(manager, path, "q", "1-2", DocumentSettings(pdf_mode="image", dpi=36))
+    assert image_only.text == ""
+    assert len(image_only.images) == 2
+
+    both = prepare_document(manager, path, "q", "1-2", DocumentSettings(pdf_mode="both", dpi=36))
+    assert both.text == "--- mixed.pdf page 1 ---\nTyped page one."
+    assert len(both.images) == 2
+
+
+def test_encrypted_documents_need_the_password(manager: Any, tmp_path: Path) -> None:
+    document = pymupdf.open()
+    document.new_page().insert_text((72, 100), "Secret revenue numbers.")
+    path = tmp_path / "locked.pdf"
+    document.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="pw", owner_pw="owner")
+    with pytest.raises(DocumentPasswordError, match="^locked.pdf is encrypted"):
+        prepare_document(manager, path, "revenue", None, SETTINGS)
+    with pytest.raises(DocumentPasswordError, match="^wrong password"):
+        prepare_document(manager, path, "revenue", None, SETTINGS, password="nope")
+    context = prepare_document(manager, path, "revenue", None, SETTINGS, password="pw")
+    assert "Secret revenue numbers." in context.text
+
+
+def test_missing_folder_and_unknown_documents(manager: Any, tmp_path: Path) -> None:
+    with pytest.raises(AssistantError, match="gone.pdf not found; check the path"):
+        prepare_document(manager, tmp_path / "gone.pdf", "q", None, SETTINGS)
+    with pytest.raises(AssistantError, match="is a folder"):
+        prepare_document(manager, tmp_path, "q", None, SETTINGS)
+    notes = tmp_path / "notes.docx"
+    notes.write_bytes(b"PK\x03\x04 not really a docx")
+    with pytest.raises(AssistantError, match="^cannot read notes.docx: no plugin handles this kind of document"):
+        prepare_document(manager, notes, "q", None, SETTINGS)
+
+
+class TextDocuments:
+    """A third-party document plugin: .txt files whose pages are separated by form feeds."""
+
+    @staticmethod
+    def _pages(request: PageRequest) -> list[str] | None:
+        if Path(request.path).suffix != ".txt":
+            return None
+        return Path(request.path).read_text().split("\f")
+
+    @hookimpl
+    def page_text(self, request: PageRequest) -> PageText | None:
+        pages = self._pages(request)
+        if pages is None:
+            return None
+        return PageText(text=pages[request.page - 1], page=request.page, page_count=len(pages))
+
+    @hookimpl
+    def render_page(self, request: PageRequest) -> RenderedPage | None:
+        pages = self._pages(request)
+        if pages is None:
+            return None
+        return RenderedPage(Image.new("RGB", (10, 20), "white"), request.page, len(pages), request.dpi)
+
+
+def test_a_third_party_document_plugin_works_the_same(manager: Any, tmp_path: Path) -> None:
+    manager.register(TextDocuments(), name="text-documents")
+    path = tmp_path / "minutes.txt"
+    path.write_text("Attendance.\fBudget: the revenue target for 2023.\fAny other business.\fClose.")
+    context = prepare_document(manager, path, "revenue target", None, SETTINGS)
+    assert context.page_count == 4
+    assert context.pages == [2]
+    assert context.reason == "page 2 chosen by relevance to: revenue, target"
+    assert context.images[0][1] == "minutes.txt p.2"
+    assert context.text == "--- minutes.txt page 2 ---\nBudget: the revenue target for 2023."
+    # PDFs still go to the built-in plugin
+    pdf = make_pdf(tmp_path / "a.pdf", ["alpha"])
+    assert prepare_document(manager, pdf, "alpha", None, SETTINGS).text == "--- a.pdf page 1 ---\nalpha"

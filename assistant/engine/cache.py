@@ -59,6 +59,8 @@ class ConversationCache:
         cached = turn.cache.get_seq_length()
         prefix = _common_prefix(turn.token_ids, full, limit=min(cached, len(full) - 1))
         new_ids = tensors["input_ids"][:, prefix:]
+        if turn.rope_deltas is not None:  # before the family step: new Qwen images recompute them
+            loaded.model.model.rope_deltas = turn.rope_deltas
         family_inputs = _new_pixel_inputs(loaded, tensors, prefix, new_ids)
         if family_inputs is None:
             return self._fresh(model_inputs, full, "new images need a full prefill for this model family")
@@ -70,8 +72,6 @@ class ConversationCache:
         for key in ("pixel_values", "pixel_attention_mask", "image_grid_thw"):
             model_inputs.pop(key, None)
         model_inputs.update(pixel_inputs)
-        if turn.rope_deltas is not None:
-            loaded.model.model.rope_deltas = turn.rope_deltas
         self.stats["reused_tokens"] += prefix
         self.stats["computed_tokens"] += len(full) - prefix
         return ReusePlan(prefix=prefix, model_inputs=model_inputs, past_key_values=turn.cache, reason="reused")
@@ -102,8 +102,8 @@ def _new_pixel_inputs(loaded: Any, tensors: Any, prefix: int, new_ids: Any) -> t
 
     Idefics3/SmolVLM encode every 512px tile on its own, `image_seq_len` tokens per tile in one contiguous
     run, so the tiles before the prefix are simply skipped (a prefix inside a run moves back to its start).
-    Qwen2-VL's 3D rotary positions depend on every image grid: a follow-up with a new image is prefilled
-    in full, a text-only follow-up reuses the cache.
+    Qwen2-VL's 3D rotary positions depend on every image grid: they are computed over the whole prompt,
+    and only the new images' patches are encoded.
     """
     processor = loaded.processor
     image_token_id = _image_token_id(loaded)
@@ -113,13 +113,13 @@ def _new_pixel_inputs(loaded: Any, tensors: Any, prefix: int, new_ids: Any) -> t
     is_image = (ids == image_token_id).tolist()
     if not any(is_image[prefix:]):
         return prefix, {}
+    while prefix > 0 and is_image[prefix - 1] and is_image[prefix]:
+        prefix -= 1  # never split an image's run of tokens
     if "image_grid_thw" in tensors:
-        return None
+        return _qwen_new_images(loaded, tensors, prefix, sum(is_image[:prefix]))
     seq_len = getattr(processor, "image_seq_len", None)
     if not seq_len or "pixel_attention_mask" not in tensors and tensors["pixel_values"].ndim != 5:
         return None
-    while prefix > 0 and is_image[prefix - 1] and is_image[prefix]:
-        prefix -= 1
     tiles_before = sum(is_image[:prefix]) // int(seq_len)
     inputs = {"pixel_values": tensors["pixel_values"][:, tiles_before:]}
     if "pixel_attention_mask" in tensors:
@@ -134,3 +134,37 @@ def _image_token_id(loaded: Any) -> int | None:
         if isinstance(value, int):
             return value
     return None
+
+
+def _qwen_new_images(loaded: Any, tensors: Any, prefix: int, tokens_before: int) -> tuple[int, dict[str, Any]] | None:
+    """Qwen2-VL: patches and grids of the images after the prefix, plus 3D positions for the whole prompt."""
+    import torch
+
+    grids = tensors["image_grid_thw"]
+    merge = int(getattr(loaded.processor.image_processor, "merge_size", 2))
+    counts = [int(grid.prod()) // (merge * merge) for grid in grids]
+    seen, images_before = 0, 0
+    while images_before < len(counts) and seen + counts[images_before] <= tokens_before:
+        seen += counts[images_before]
+        images_before += 1
+    if seen != tokens_before:
+        return None
+    inner = getattr(loaded.model, "model", None)
+    try:
+        vision_positions, deltas = inner.get_rope_index(
+            tensors["input_ids"],
+            image_grid_thw=grids,
+            attention_mask=tensors.get("attention_mask"),
+            mm_token_type_ids=tensors.get("mm_token_type_ids"),
+        )
+    except (AttributeError, TypeError, ValueError, StopIteration):
+        return None
+    length = tensors["input_ids"].shape[1]
+    text_positions = torch.arange(length, device=vision_positions.device).view(1, 1, -1).expand(1, vision_positions.shape[1], -1)
+    inner.rope_deltas = deltas
+    patches_before = sum(int(grid.prod()) for grid in grids[:images_before])
+    return prefix, {
+        "pixel_values": tensors["pixel_values"][patches_before:],
+        "image_grid_thw": grids[images_before:],
+        "position_ids": torch.cat([text_positions, vision_positions], dim=0),
+    }

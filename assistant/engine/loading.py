@@ -63,8 +63,22 @@ def resolve_device(setting: str) -> str:
     return setting
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX, where bf16 matmuls run natively (not emulated)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_dtype(setting: str, device: str) -> Any:
-    """`auto`: bf16 on GPUs that support it, fp16 on MPS, fp32 on CPU (fastest and exact there)."""
+    """`auto`: bf16 on GPUs and CPUs that run it natively, fp16 on MPS, fp32 on other CPUs.
+
+    The SmolVLM and Qwen checkpoints are published in bf16, so bf16 loses nothing they had; on a CPU with
+    AMX it encodes images about 3x faster than fp32 and halves the bytes each decoded token reads.
+    """
     import torch
 
     if setting != "auto":
@@ -73,7 +87,7 @@ def resolve_dtype(setting: str, device: str) -> Any:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "mps":
         return torch.float16
-    return torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def model_source(profile: Profile, progress: Progress | None = None) -> str:

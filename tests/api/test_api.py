@@ -182,3 +182,16 @@ def test_reopen_chat_in_new_assistant_continues_it(tmp_path):
     assert again.messages[0].text == "Remember me"
     again.ask("Still there?", max_new_tokens=3)
     assert len(second.store.get_conversation(chat.id).messages) == 4
+
+
+def test_follow_up_after_an_empty_reply(bot):
+    """A reply that decoded to no text (e.g. a stopped one) must not break the next prompt's template."""
+    from assistant.conversation import Message, TextPart
+
+    chat = bot.chat()
+    chat.ask("First", max_new_tokens=2)
+    last = chat.messages[-1]
+    last.parts = [TextPart("")]
+    bot.store.update_message(last)
+    reply = chat.ask("Second", max_new_tokens=2)
+    assert reply.status == "ok"

@@ -1,0 +1,101 @@
+"""Grounding inside a chat: replies are parsed against the chat's image, /ground and /zoom work end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from assistant import Assistant, AssistantError
+from assistant.conversation import Message, ReplyMeta, TextPart
+from assistant.plugins import create_plugin_manager
+from assistant_plugins.grounding.slash import ground_command, zoom_command
+from tests.helpers import make_image
+
+
+class ChatContext:
+    """The SlashContext protocol over a real Chat, the way the TUI provides it (without the UI)."""
+
+    def __init__(self, bot: Assistant) -> None:
+        self.plugin_manager = bot.plugins
+        self.profile = bot.profile
+        self.chat = bot.chat()
+        self.attached: list[tuple[Any, str]] = []
+        self.replies = []
+
+    def send(self, text: str, extra: dict | None = None) -> None:
+        images = [image for image, _ in self.attached]
+        self.attached = []
+        self.replies.append(self.chat.ask(text, images=images, extra=extra or {}))
+
+    def attach_image(self, image, source: str) -> None:
+        self.attached.append((image, source))
+
+
+@pytest.fixture
+def context(tmp_path):
+    bot = Assistant.from_profile("tiny-smolvlm", plugins=create_plugin_manager(load_entry_points=False))
+    ctx = ChatContext(bot)
+    ctx.chat.ask("Look at this", images=[make_image(tmp_path / "ui.png", (400, 300), "green")], max_new_tokens=2)
+    return ctx
+
+
+def test_ground_on_the_random_model_says_no_boxes_found(context):
+    ground_command(context, "the green square")
+    reply = context.replies[-1]
+    question = context.chat.messages[-2].text
+    assert "the green square" in question and "bbox_2d" in question  # the profile's json1000 prompt
+    assert "no boxes found" in reply.footer()
+    assert "grounding" not in context.chat.messages[-1].meta.extra
+
+
+def test_reply_with_boxes_is_parsed_stored_and_zoomable(context):
+    chat = context.chat
+    store = chat.assistant.store
+    # A reply as a grounding-capable model would write it (json1000: 0-1000 relative coordinates).
+    text = '```json\n[{"bbox_2d": [250, 250, 750, 750], "label": "green square"}]\n```'
+    from assistant.grounding import ground_reply
+
+    grounding = ground_reply(chat, text)
+    assert grounding is not None and len(grounding.shapes) == 1
+    box = grounding.shapes[0]
+    assert (round(box.x1), round(box.y1), round(box.x2), round(box.y2)) == (100, 75, 300, 225)
+    # Stored the way ReplyStream stores it, then /zoom crops the original.
+    from assistant.geometry import shape_to_dict
+
+    message = store.add_message(
+        chat.id,
+        Message(
+            role="assistant",
+            parts=[TextPart(text)],
+            meta=ReplyMeta(extra={"grounding": {"image": chat.conversation.images[0].sha256,
+                                                "shapes": [shape_to_dict(box)]}}),
+        ),
+    )
+    chat.conversation.messages.append(message)
+    zoom_command(context, "1")
+    (crop, source), = context.attached
+    assert "zoom of box 1" in source
+    assert crop.getpixel((crop.width // 2, crop.height // 2)) == (0, 128, 0)
+    with pytest.raises(AssistantError, match="there is no box 2"):
+        zoom_command(context, "2")
+
+
+def test_zoom_without_boxes_and_ground_without_thing(context):
+    with pytest.raises(AssistantError, match="no boxes to zoom into yet"):
+        zoom_command(context, "1")
+    with pytest.raises(AssistantError, match="usage: /ground THING"):
+        ground_command(context, "  ")
+
+
+def test_qwen_reply_grounding_uses_special_tokens(tmp_path):
+    """Qwen2-VL boxes live between special tokens that skip_special_tokens removes: parse the raw text."""
+    bot = Assistant.from_profile("tiny-qwen2vl", plugins=create_plugin_manager(load_entry_points=False))
+    chat = bot.chat()
+    reply = chat.ask("Find it", images=[make_image(tmp_path / "q.png", (500, 400))], max_new_tokens=4)
+    assert reply.status == "ok"
+    from assistant.grounding import ground_reply
+
+    raw = "<|object_ref_start|>the square<|object_ref_end|><|box_start|>(250,250),(750,750)<|box_end|>"
+    (box,) = ground_reply(chat, raw).shapes
+    assert (round(box.x1), round(box.y1), round(box.x2), round(box.y2)) == (125, 100, 375, 300)

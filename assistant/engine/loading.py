@@ -102,7 +102,7 @@ def model_source(profile: Profile, progress: Progress | None = None) -> str:
     return profile.model.id
 
 
-def _missing_model_error(profile: Profile, source: str, error: BaseException) -> AssistantError:
+def missing_model_error(profile: Profile, source: str, error: BaseException) -> AssistantError:
     offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
     why = "offline mode (HF_HUB_OFFLINE=1) is on" if offline else f"it could not be downloaded ({type(error).__name__})"
     return AssistantError(
@@ -111,7 +111,7 @@ def _missing_model_error(profile: Profile, source: str, error: BaseException) ->
     )
 
 
-def _download(source: str, revision: str, progress: Progress | None) -> str:
+def download_model(source: str, revision: str, progress: Progress | None) -> str:
     """Fetch a hub model (safetensors and configs only) with progress; a local dir is returned as is."""
     if Path(source).expanduser().is_dir():
         return str(Path(source).expanduser())
@@ -158,11 +158,11 @@ def load_model(profile: Profile, progress: Progress | None = None) -> LoadedMode
     revision = profile.model.revision or "main"
     trust = bool(profile.model.trust_remote_code)
     try:
-        local_dir = _download(source, revision, progress)
+        local_dir = download_model(source, revision, progress)
     except AssistantError:
         raise
     except Exception as error:  # hub errors come in many classes; all mean "not available"
-        raise _missing_model_error(profile, source, error) from None
+        raise missing_model_error(profile, source, error) from None
     device = resolve_device(profile.model.device)
     dtype = resolve_dtype(profile.model.dtype, device)
     if progress:

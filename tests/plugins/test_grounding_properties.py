@@ -25,7 +25,7 @@ from assistant_plugins.grounding import (
 from assistant_plugins.grounding.common import smart_resize
 from assistant_plugins.grounding.registry import FORMATS
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 FRAGMENTS = [
     "<|box_start|>", "<|box_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "(", ")", ",", "[", "]", "[[",
@@ -199,7 +199,10 @@ def test_molmo2_points_round_trip(case, more):
     size, first = case
     pts = [first] + [Point(fx * size[0], fy * size[1], first.label) for fx, fy in more]
     parsed = molmo.parse(molmo.format_points_molmo2(pts, size, first.label), size).shapes
-    assert len(parsed) == len({(round(p.x / size[0] * 1000), round(p.y / size[1] * 1000)) for p in pts})
+    # Molmo2 writes 0-1000 integers; the parser drops repeats that land within 0.1 px of each other.
+    quantised = {(round(p.x / size[0] * 1000), round(p.y / size[1] * 1000)) for p in pts}
+    in_pixels = {(round(x / 1000 * size[0], 1), round(y / 1000 * size[1], 1)) for x, y in quantised}
+    assert len(parsed) == len(in_pixels)
     for shape in parsed:
         assert any(abs(shape.x - p.x) <= 1 and abs(shape.y - p.y) <= 1 for p in pts)
 

@@ -1,0 +1,363 @@
+"""CLI: `assistant train`, `assistant adapters list|show|delete|eval`, `assistant chats import|export-dataset`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import click
+
+from assistant.errors import AssistantError
+
+from .dataset import DataSelection, parse_ids
+from .trainer import TrainConfig, TrainProgress
+
+DATA_FORMATS = ["auto", "trl", "sharegpt"]
+
+
+def data_options(with_file: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options that choose training data (shared by train, adapters eval and chats export-dataset)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option("--chats", "chat_ids", default=None, help="Chat ids, e.g. 3,5,10-12."),
+            click.option("--tag", default=None, help="Only chats with this tag."),
+            click.option("--rated", is_flag=True, default=False, help="Learn only replies rated up."),
+            click.option("--corrected", is_flag=True, default=False, help="Learn only corrected replies."),
+        ]
+        if with_file:
+            options += [
+                click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None,
+                             help="Use a TRL/ShareGPT .jsonl file instead of saved chats."),
+                click.option("--data-format", type=click.Choice(DATA_FORMATS), default="auto",
+                             help="Format of --data (default: detected per line)."),
+            ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def selection_from(params: dict[str, Any]) -> DataSelection:
+    data_file = params.get("data_file")
+    if data_file and (params.get("chat_ids") or params.get("tag") or params.get("rated") or params.get("corrected")):
+        raise AssistantError("--data trains on a file; it cannot be combined with --chats, --tag, --rated or --corrected")
+    return DataSelection(
+        chats=parse_ids(params.get("chat_ids")),
+        tag=params.get("tag"),
+        rated=bool(params.get("rated")),
+        corrected=bool(params.get("corrected")),
+        data_file=str(Path(data_file).expanduser().resolve()) if data_file else None,
+        data_format=params.get("data_format") or "auto",
+    )
+
+
+def config_from_params(params: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from the parsed options of `train` (the CLI and the TUI's /train share this)."""
+    return TrainConfig(
+        name=params["name"],
+        profile=params.get("profile"),
+        selection=selection_from(params),
+        epochs=params.get("epochs"),
+        lr=params.get("lr"),
+        rank=params.get("rank"),
+        alpha=params.get("alpha"),
+        batch_size=params.get("batch_size"),
+        grad_accum=params.get("grad_accum"),
+        grad_checkpointing=params.get("grad_checkpointing"),
+        include_vision=params.get("include_vision"),
+        four_bit=params.get("four_bit"),
+        seed=params.get("seed"),
+        eval_split=params.get("eval_split"),
+        checkpoint_every=params.get("checkpoint_every"),
+        resume=bool(params.get("resume")),
+        overwrite=bool(params.get("overwrite")),
+        stop_after_steps=params.get("max_steps"),
+    )
+
+
+# --- progress ------------------------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_line(event: TrainProgress, width: int = 20) -> str:
+    """`step 12/60 [####......] 20% · epoch 1/3 · loss 1.2345 · 3.2 samples/s · ETA 0:15`."""
+    total = max(1, event.total_steps)
+    filled = int(width * event.step / total)
+    parts = [f"step {event.step}/{event.total_steps} [{'#' * filled}{'.' * (width - filled)}] {100 * event.step // total}%"]
+    if event.epochs:
+        parts.append(f"epoch {event.epoch}/{event.epochs}")
+    if event.loss is not None:
+        parts.append(f"loss {event.loss:.4f}")
+    if event.samples_per_s is not None:
+        parts.append(f"{event.samples_per_s:.1f} samples/s")
+    parts.append(f"ETA {_duration(event.eta_s)}")
+    return " · ".join(parts)
+
+
+class ProgressPrinter:
+    """Progress on stderr: one line redrawn in place on a terminal, about twenty lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._open_line = False
+        self._last_printed = -1
+
+    def _end_line(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+
+    def __call__(self, event: TrainProgress) -> None:
+        if event.phase == "training" and event.total_steps and not event.message:
+            line = progress_line(event)
+            if self.tty:
+                self.stream.write("\r" + line.ljust(100))
+                self._open_line = True
+            else:
+                every = max(1, event.total_steps // 20)
+                if event.step == event.total_steps or event.step - self._last_printed >= every:
+                    self.stream.write(line + "\n")
+                    self._last_printed = event.step
+            self.stream.flush()
+            return
+        self._end_line()
+        if event.phase == "data" and event.stats is not None:
+            self.stream.write(f"training data: {event.stats.summary()}\n")
+            for warning in event.stats.warnings():
+                self.stream.write(f"warning: {warning}\n")
+        elif event.message and event.phase != "done":  # the command prints the outcome itself
+            self.stream.write(event.message + "\n")
+        self.stream.flush()
+
+
+# --- train ---------------------------------------------------------------------------------------------------------
+
+
+@click.command("train")
+@click.option("--name", required=True, help="Adapter name (letters, digits, - and _).")
+@click.option("--profile", "-p", default=None, help="Profile whose model is trained (default: smolvlm-256m).")
+@data_options()
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the data (default 3).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (default 2e-4).")
+@click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank (default: the profile's, 16).")
+@click.option("--alpha", type=click.IntRange(1), default=None, help="LoRA alpha (default: the profile's, 32).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Conversations per forward pass (default 1).")
+@click.option("--grad-accum", type=click.IntRange(1), default=None, help="Batches per optimizer step (default 4).")
+@click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations: less memory, slower.")
+@click.option("--include-vision", is_flag=True, default=None, help="Adapt the vision tower and connector too.")
+@click.option("--4bit", "four_bit", is_flag=True, default=None, help="QLoRA: 4-bit base weights (CUDA only).")
+@click.option("--seed", type=int, default=None, help="Seed for data order and LoRA init (default 0).")
+@click.option("--eval-split", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Fraction of chats held out for the eval loss (default 0.1).")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints (default 50).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its newest checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing adapter with this name.")
+@click.option("--max-steps", type=click.IntRange(1), default=None,
+              help="Stop with a checkpoint after this many steps (continue later with --resume).")
+@click.option("--trainer", "trainer_name", default="lora", show_default=True, help="Training method (plugins add more).")
+def train_command(trainer_name: str, **params: Any) -> None:
+    """Train a LoRA adapter from saved chats (or a dataset file); use it with `--adapter NAME`."""
+    config = config_from_params(params)
+    trainer = _find_trainer(trainer_name)
+    click.echo(f"training adapter {config.name} ({trainer.name}) on {config.selection.describe()}", err=True)
+    result = trainer.train(config, progress=ProgressPrinter())
+    _print_result(result)
+
+
+def _find_trainer(name: str) -> Any:
+    from assistant.plugins import get_plugin_manager
+
+    trainers = {trainer.name: trainer for trainer in get_plugin_manager().collect("register_trainers")}
+    if name not in trainers:
+        raise AssistantError(f"unknown trainer {name!r}; available: {', '.join(sorted(trainers)) or 'none'}")
+    return trainers[name]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_result(result: Any) -> None:
+    if getattr(result, "status", "complete") != "complete":
+        raise AssistantError(getattr(result, "message", "training stopped"))
+    metrics = getattr(result, "metrics", {}) or {}
+    click.echo(f"adapter {result.name} saved in {result.path}")
+    line = f"steps {metrics.get('steps', '-')} · train loss {_fmt(metrics.get('train_loss_last_epoch'))}"
+    if metrics.get("eval_loss") is not None:
+        line += f" · eval loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
+    click.echo(line)
+    click.echo(f"use it: assistant ask --adapter {result.name} \"...\"  (or /adapter {result.name} in the app)")
+
+
+# --- adapters ------------------------------------------------------------------------------------------------------
+
+
+@click.group("adapters")
+def adapters_group() -> None:
+    """LoRA adapters trained from your chats: list, show, delete, evaluate."""
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
+
+
+@adapters_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def adapters_list(as_json: bool) -> None:
+    """Every adapter with its base model and status."""
+    from assistant.adapters import list_adapters
+
+    infos = list_adapters()
+    if as_json:
+        click.echo(json.dumps([info.to_dict() for info in infos], indent=2, default=str))
+        return
+    if not infos:
+        click.echo("no adapters yet; train one with `assistant train --name NAME`")
+        return
+    for info in infos:
+        status = info.status if info.status != "training" else f"incomplete (step {info.last_checkpoint})"
+        eval_loss = info.metrics.get("eval_loss")
+        extra = f"  eval loss {eval_loss:.4f}" if isinstance(eval_loss, float) else ""
+        click.echo(f"{info.name:<24} {status:<22} {info.base.label or '?':<28} {_when(info.created_at)}{extra}")
+
+
+@adapters_group.command("show")
+@click.argument("name")
+def adapters_show(name: str) -> None:
+    """An adapter's base model, data, hyper-parameters and metrics."""
+    from assistant.adapters import read_adapter
+
+    info = read_adapter(name)
+    click.echo(f"adapter   {info.name} ({info.status})")
+    click.echo(f"path      {info.path}")
+    base = info.base
+    click.echo(f"base      {base.label or 'unknown'}" + (f" @ {base.revision}" if base.revision else "")
+               + (f" (profile {base.profile})" if base.profile else ""))
+    click.echo(f"created   {_when(info.created_at)}   size {info.size_bytes / 1e6:.1f} MB")
+    if info.last_checkpoint is not None:
+        click.echo(f"checkpoint step {info.last_checkpoint} (continue with `assistant train --name {name} --resume`)")
+    data = dict(info.data)
+    if data:
+        selection = DataSelection.from_dict(data.get("selection") or {})
+        click.echo(f"data      {selection.describe()}: {data.get('conversations', 0)} conversations, "
+                   f"{data.get('turns', 0)} turns, {data.get('images', 0)} images, {data.get('tokens', 0)} tokens")
+        click.echo(f"          fingerprint {str(data.get('fingerprint', ''))[:16]}")
+    if info.hyperparameters:
+        shown = ", ".join(f"{key}={value}" for key, value in info.hyperparameters.items() if key != "target_modules")
+        click.echo(f"settings  {shown}")
+    if info.metrics:
+        click.echo("metrics   " + ", ".join(f"{key}={_fmt(value)}" for key, value in info.metrics.items()))
+
+
+@adapters_group.command("delete")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def adapters_delete(name: str, yes: bool) -> None:
+    """Delete an adapter and its checkpoints."""
+    from assistant.adapters import delete_adapter, read_adapter
+
+    info = read_adapter(name)
+    if not yes and not click.confirm(f"delete adapter {name} ({info.path})?", default=False):
+        raise AssistantError("not deleted (answer y to confirm, or pass --yes)")
+    delete_adapter(name)
+    click.echo(f"deleted adapter {name}")
+
+
+@adapters_group.command("eval")
+@click.argument("name")
+@data_options()
+@click.option("--profile", "-p", default=None, help="Profile to load the base model with (default: the training one).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate at most this many conversations.")
+@click.option("--show", "show_cases", is_flag=True, help="Print every expected answer next to both models' answers.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def adapters_eval(name: str, profile: str | None, limit: int | None, show_cases: bool, as_json: bool,
+                  **params: Any) -> None:
+    """Base model vs adapter on held-out chats (default) or the chosen data: loss and exact match."""
+    from .evaluate import evaluate_adapter
+
+    selection = selection_from(params)
+    started = time.perf_counter()
+    report = evaluate_adapter(name, selection, profile_name=profile, limit=limit,
+                              progress=lambda message: click.echo(message, err=True))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    replies = report.base.total
+    click.echo(f"adapter {report.adapter} on {report.examples} conversations ({replies} replies), "
+               f"profile {report.profile}, {time.perf_counter() - started:.1f} s")
+    click.echo(f"{'':<14}{'base':>10}{'adapter':>10}")
+    click.echo(f"{'loss':<14}{_fmt(report.base.loss):>10}{_fmt(report.tuned.loss):>10}")
+    click.echo(f"{'exact match':<14}{report.base.exact_match:>9.1%}{report.tuned.exact_match:>10.1%}")
+    if show_cases:
+        for case in report.cases:
+            click.echo(f"- {case.source}: {case.question}\n    expected {case.expected!r}\n"
+                       f"    base     {case.base!r}\n    adapter  {case.adapter!r}")
+
+
+# --- chats import / export-dataset --------------------------------------------------------------------------------
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="auto", show_default=True,
+              help="TRL conversational (`messages` + `images`) or LLaMA-Factory ShareGPT (`conversations`).")
+@click.option("--tag", "tags", multiple=True, help="Extra tag for the imported chats (repeatable).")
+def chats_import(file: str, fmt: str, tags: tuple[str, ...]) -> None:
+    """Import a .jsonl dataset as saved chats (image paths are relative to the file)."""
+    from assistant.store import Store
+
+    from .formats import import_file
+
+    with Store.open_default() as store:
+        result = import_file(store, Path(file), fmt, tags)
+    ids = result.conversation_ids
+    click.echo(
+        f"imported {len(ids)} chats ({result.messages} messages, {result.images} images, {result.format}) "
+        f"as chats {ids[0]}-{ids[-1]}, tagged {', '.join(result.tags)}"
+    )
+
+
+@click.command("export-dataset")
+@click.option("--format", "fmt", type=click.Choice(["trl", "sharegpt"]), default="trl", show_default=True,
+              help="Dataset format.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .jsonl file to write.")
+@data_options(with_file=False)
+def chats_export_dataset(fmt: str, output: str, **params: Any) -> None:
+    """Export chats as a training dataset (corrections applied, rated-down replies left out) with their images."""
+    from assistant.store import Store
+
+    from .dataset import build_dataset
+    from .formats import write_dataset
+
+    selection = selection_from(params)
+    with Store.open_default() as store:
+        dataset = build_dataset(store, selection)
+        lines, images = write_dataset(dataset.examples, dataset.images, Path(output), fmt)
+    click.echo(f"wrote {lines} conversations and {images} images to {output} ({fmt})")
+    for warning in dataset.stats.warnings():
+        click.echo(f"warning: {warning}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    """Add the fine-tuning commands to the `assistant` CLI (and `import` / `export-dataset` to `chats`)."""
+    cli.add_command(train_command)
+    cli.add_command(adapters_group)
+    chats = cli.commands.get("chats")
+    if isinstance(chats, click.Group):
+        chats.add_command(chats_import)
+        chats.add_command(chats_export_dataset)

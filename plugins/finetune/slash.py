@@ -1,0 +1,132 @@
+"""TUI /train: the `train` command's options, run in a background worker with progress notifications."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import click
+
+from assistant.errors import AssistantError
+
+from .trainer import TrainConfig, TrainProgress, TrainResult
+
+NOTIFY_EVERY = 0.25
+"""Fraction of the steps between progress notifications."""
+
+
+def parse_train_argument(argument: str) -> TrainConfig:
+    """The TrainConfig for `/train --name N ...` (the same options as `assistant train`)."""
+    from .commands import config_from_params, train_command
+
+    try:
+        words = shlex.split(argument)
+    except ValueError as error:
+        raise AssistantError(f"/train: {error}; quote names with spaces") from None
+    if not words:
+        raise AssistantError("usage: /train --name NAME [--tag T | --chats IDS | --rated | --corrected] [--epochs N] ...")
+    try:
+        context = train_command.make_context("train", words)
+    except click.exceptions.Exit:
+        raise AssistantError("/train takes the options of `assistant train --help`") from None
+    except click.ClickException as error:
+        raise AssistantError(f"/train: {error.format_message()}") from None
+    params = dict(context.params)
+    params.pop("trainer_name", None)
+    return config_from_params(params)
+
+
+class ProgressNotifier:
+    """Turns training progress into a few notifications (start, every quarter, end) and keeps the latest report."""
+
+    def __init__(self, notify: Callable[[str, str], None]) -> None:
+        self.notify = notify
+        self.latest: TrainProgress | None = None
+        self.history: list[float] = []
+        self._next_fraction = NOTIFY_EVERY
+        self._lock = threading.Lock()
+
+    def __call__(self, event: TrainProgress) -> None:
+        from .commands import progress_line
+
+        with self._lock:
+            self.latest = event
+            if event.phase == "training" and event.loss is not None:
+                self.history.append(event.loss)
+            if event.phase == "data" and event.stats is not None:
+                self.notify(f"training data: {event.stats.summary()}", "information")
+                for warning in event.stats.warnings():
+                    self.notify(warning, "warning")
+            elif event.phase == "training" and event.total_steps and not event.message:
+                if event.step / event.total_steps >= self._next_fraction and event.step < event.total_steps:
+                    self._next_fraction += NOTIFY_EVERY
+                    self.notify(progress_line(event, width=10), "information")
+
+
+@dataclass
+class RunningTraining:
+    """A /train run in progress: its stop flag and its latest progress (for a richer TUI screen)."""
+
+    stop: threading.Event
+    notifier: ProgressNotifier
+
+
+RUNNING: dict[str, RunningTraining] = {}
+"""Adapter name -> run, while /train works on it in this process."""
+
+
+def _status_or_stop(context: Any, words: list[str]) -> None:
+    from .commands import progress_line
+
+    names = words[1:] or sorted(RUNNING)
+    if not RUNNING:
+        context.notify("no training is running; start one with /train --name NAME ...")
+        return
+    for name in names:
+        run = RUNNING.get(name)
+        if run is None:
+            context.notify(f"no training of {name!r} is running (running: {', '.join(sorted(RUNNING))})", "warning")
+        elif words[0] == "stop":
+            run.stop.set()
+            context.notify(f"stopping {name} after the current step (a checkpoint is kept: /train --name {name} --resume)")
+        else:
+            latest = run.notifier.latest
+            shown = progress_line(latest, width=10) if latest and latest.total_steps else (latest.message if latest else "starting")
+            context.notify(f"{name}: {shown}")
+
+
+def run_train(context: Any, argument: str) -> None:
+    """/train --name NAME [options] trains in the background (chatting goes on); /train status, /train stop [NAME]."""
+    from .trainer import train_adapter
+
+    words = argument.split()
+    if words and words[0] in ("stop", "status"):
+        _status_or_stop(context, words)
+        return
+    config = parse_train_argument(argument)
+    if config.name in RUNNING:
+        raise AssistantError(f"adapter {config.name} is already being trained; /train status shows how far it is")
+    # Textual's notify is thread-safe, so the worker may report progress directly.
+    notifier = ProgressNotifier(lambda message, severity: context.notify(message, severity))
+    running = RunningTraining(threading.Event(), notifier)
+    RUNNING[config.name] = running
+    context.notify(f"training adapter {config.name} in the background… (/train stop {config.name} to pause)")
+
+    def work() -> TrainResult:
+        try:
+            return train_adapter(config, progress=notifier, should_stop=running.stop.is_set,
+                                 plugins=getattr(context, "plugin_manager", None))
+        finally:
+            RUNNING.pop(config.name, None)
+
+    def done(result: TrainResult) -> None:
+        if result.status == "complete":
+            loss = result.metrics.get("eval_loss") or result.metrics.get("train_loss_last_epoch")
+            shown = f" (loss {loss:.4f})" if isinstance(loss, float) else ""
+            context.notify(f"adapter {result.name} is ready{shown}: /adapter {result.name} to use it")
+        else:
+            context.notify(result.message, "warning")
+
+    context.run_in_background(work, done)

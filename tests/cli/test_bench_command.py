@@ -1,0 +1,25 @@
+"""`assistant bench` runs end to end (on the tiny profile here; the real numbers come from bench-smolvlm-256m)."""
+
+from __future__ import annotations
+
+import json
+
+from assistant.cli import main
+
+
+def test_bench_reports_both_sides_and_the_roofline(capsys, tmp_path):
+    out_file = tmp_path / "bench.json"
+    code = main(["bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4", "--json", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out_file.read_text())
+    ours, pipe = report["ours"], report["pipeline"]
+    for side in (ours, pipe):
+        assert side["ttft_turn1_s"] > 0 and side["ttft_followup_s"] > 0
+        assert side["decode_tokens_per_s"] > 0 and side["peak_rss_mb"] > 0 and side["load_s"] > 0
+    assert ours["prompt_tokens"] == pipe["prompt_tokens"] > 0  # same inputs on both sides
+    assert ours["preprocess_s"] > 0
+    assert report["memory_bandwidth_gbs"] > 0 and report["roofline_tokens_per_s"] > 0
+    assert report["random_weights"] is True
+    assert set(report["ratios"]) >= {"decode_ours_over_pipeline", "followup_over_turn1", "decode_ours_over_roofline"}
+    assert "| TTFT follow-up (s)" in out and "roofline" in out

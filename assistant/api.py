@@ -202,11 +202,13 @@ class Chat:
         max_new_tokens: int | None = None,
         context_text: str = "",
         extra: dict[str, Any] | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> "ReplyStream":
         """Ask and receive the reply piece by piece. The question is saved before the model runs.
 
         `context_text` (e.g. a document's text layer) goes before the question in the same user message.
         `extra` is kept in the reply's metadata (e.g. which PDF pages were used).
+        `tools`: function specs the model may call (the agent loop in assistant.agent passes them).
         """
         if not text or not text.strip():
             raise AssistantError("the question is empty; type a question (images alone need one too)")
@@ -215,7 +217,32 @@ class Chat:
         parts.append(TextPart(body))
         user = self.assistant.store.add_message(self.id, Message(role="user", parts=parts))
         self.conversation.messages.append(user)
-        return self._start_reply(max_new_tokens, extra or {})
+        return self._start_reply(max_new_tokens, extra or {}, tools)
+
+    def continue_reply(
+        self,
+        max_new_tokens: int | None = None,
+        extra: dict[str, Any] | None = None,
+        tools: Sequence[dict] | None = None,
+    ) -> "ReplyStream":
+        """Stream a new assistant reply to the chat as it stands, without a new question.
+
+        The agent loop calls it after storing tool results, so the model continues from them.
+        """
+        if not self.conversation.messages:
+            raise AssistantError("nothing to continue: this chat has no messages yet")
+        return self._start_reply(max_new_tokens, extra or {}, tools)
+
+    def add_message(self, message: Message) -> Message:
+        """Save a message at the end of the chat (the agent stores each tool result with it as a `tool` message)."""
+        saved = self.assistant.store.add_message(self.id, message)
+        self.conversation.messages.append(saved)
+        return saved
+
+    def update_message(self, message: Message) -> None:
+        """Save changes to a message of this chat (the agent turns a reply's text into its tool-call parts)."""
+        self._message(message.id or 0)
+        self.assistant.store.update_message(message)
 
     def regenerate(self, max_new_tokens: int | None = None) -> "ReplyStream":
         """Drop the last assistant reply and answer the last user message again."""
@@ -281,13 +308,15 @@ class Chat:
         # Every image is checked before anything is saved: a bad file leaves the store untouched.
         return [item if isinstance(item, ImagePart) else self.assistant.store.put_image(item) for item in loaded]
 
-    def _start_reply(self, max_new_tokens: int | None, extra: dict[str, Any]) -> "ReplyStream":
+    def _start_reply(
+        self, max_new_tokens: int | None, extra: dict[str, Any], tools: Sequence[dict] | None = None
+    ) -> "ReplyStream":
         profile = self.assistant.profile
         meta = ReplyMeta(profile=profile.name, model=profile.model_label, adapter=self.assistant.adapter, extra=extra)
         placeholder = Message(role="assistant", parts=[TextPart("")], status="streaming", meta=meta)
         placeholder = self.assistant.store.add_message(self.id, placeholder)
         self.conversation.messages.append(placeholder)
-        stream = ReplyStream(self, placeholder, max_new_tokens)
+        stream = ReplyStream(self, placeholder, max_new_tokens, tools)
         self._current = stream
         return stream
 
@@ -295,10 +324,13 @@ class Chat:
 class ReplyStream:
     """Iterate for text pieces; afterwards `reply` holds the saved Reply. `cancel()` stops it (text kept)."""
 
-    def __init__(self, chat: Chat, message: Message, max_new_tokens: int | None) -> None:
+    def __init__(
+        self, chat: Chat, message: Message, max_new_tokens: int | None, tools: Sequence[dict] | None = None
+    ) -> None:
         self.chat = chat
         self.message = message
         self.max_new_tokens = max_new_tokens
+        self.tools = list(tools) if tools else None
         self.reply: Reply | None = None
         self._cancel = threading.Event()
         self._text_stream: Any = None
@@ -317,6 +349,7 @@ class ReplyStream:
             engine = assistant.engine
             started = time.perf_counter()  # TTFT counts input building and prefill, not the one-time model load
             history = self.chat.conversation.messages[:-1]
+            options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
             self._text_stream, inputs, dropped = engine.stream(
                 history,
                 store.open_image,
@@ -324,6 +357,7 @@ class ReplyStream:
                 max_new_tokens=self.max_new_tokens,
                 system_prompt=assistant.profile.chat.system_prompt,
                 started_at=started,
+                **options,
             )
             if self._cancel.is_set():
                 self._text_stream.cancel()
@@ -390,6 +424,9 @@ class ReplyStream:
         except AssistantError as error:
             meta.extra.setdefault("notes", []).append(str(error))
             return None
+        if meta.extra.get("grounding_request") and (grounding is None or not grounding.shapes):
+            why = "no image in this chat" if grounding is None else "no boxes found"
+            meta.extra.setdefault("notes", []).append(why)
         if grounding is not None and grounding.shapes:
             from .geometry import shape_to_dict
 

@@ -80,6 +80,9 @@ def _open_assistant(profile: str | None, model: str | None, adapter: str | None 
 @click.option("--adapter", default=None, help="LoRA adapter to use.")
 @click.option("--max-tokens", "max_tokens", type=click.IntRange(1, 1_000_000), default=None, help="Most new tokens.")
 @click.option("--stats/--no-stats", default=True, help="Print timings on stderr after the reply.")
+@click.option("--agent", "agent_mode", is_flag=True, help="Let the model call tools (screenshot, PDF pages, ...) on its own.")
+@click.option("--yes", "-y", "yes", is_flag=True, help="With --agent: pre-approve tool calls that need confirmation.")
+@click.option("--max-steps", type=click.IntRange(0, 100), default=None, help="With --agent: most tool steps (default 6).")
 def ask(
     question: str,
     profile: str | None,
@@ -94,14 +97,22 @@ def ask(
     adapter: str | None,
     max_tokens: int | None,
     stats: bool,
+    agent_mode: bool,
+    yes: bool,
+    max_steps: int | None,
 ) -> None:
-    """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout."""
+    """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout.
+
+    With --agent the model may call tools; each step is printed on stderr, the answer on stdout.
+    """
     from .images import image_from_pil, load_image_file
 
     if not question.strip():
         raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
     if (pages or password) and not pdf:
         raise AssistantError("--pages and --password need --pdf FILE")
+    if (yes or max_steps is not None) and not agent_mode:
+        raise AssistantError("--yes and --max-steps work with --agent; add --agent to let the model use tools")
     bot = _open_assistant(profile, model, adapter)
     attachments: list[Any] = [load_image_file(path) for path in images]
     context_text = ""
@@ -132,6 +143,9 @@ def ask(
         extra["pages"] = document.pages
         extra["notes"] = [document.footer]
     chat = bot.chat(chat_id)
+    if agent_mode:
+        _ask_agent(chat, question, attachments, context_text, extra, max_tokens, yes, max_steps, stats)
+        return
     stream = chat.stream(question, attachments, max_new_tokens=max_tokens, context_text=context_text, extra=extra)
     try:
         for piece in stream:
@@ -146,6 +160,51 @@ def ask(
         click.echo(f"[chat {reply.conversation_id} · {reply.footer()}]", err=True)
         if reply.grounding is not None and reply.grounding.shapes:
             click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
+
+
+def _prompt_approval(request: Any) -> Any:
+    """Ask on the terminal whether a tool may run: y (once), a (always), n (no)."""
+    from .permissions import Answer
+
+    click.echo(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}", err=True)
+    choice = click.prompt(
+        "allow? [y] once, [a] always, [n] no", type=click.Choice(["y", "a", "n"]), default="n", err=True
+    )
+    return {"y": Answer.ONCE, "a": Answer.ALWAYS}.get(choice, Answer.DENY)
+
+
+def _ask_agent(
+    chat: Any,
+    question: str,
+    attachments: list[Any],
+    context_text: str,
+    extra: dict[str, Any],
+    max_tokens: int | None,
+    yes: bool,
+    max_steps: int | None,
+    stats: bool,
+) -> None:
+    """`ask --agent`: run the loop, print each step on stderr and the answer on stdout."""
+    from .agent import DEFAULT_MAX_STEPS, Agent, Finished, describe_event, run_in_background
+    from .permissions import Permissions
+
+    steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
+    agent = Agent(chat, Permissions(pre_approved=yes), max_steps=steps, max_new_tokens=max_tokens)
+    ask_user = _prompt_approval if sys.stdin is not None and sys.stdin.isatty() else None
+    finished: Any = None
+    events = run_in_background(agent, lambda: agent.run(question, attachments, context_text, extra), ask_user)
+    for event in events:
+        line = describe_event(event)
+        if line:
+            click.echo(line, err=True)
+        if isinstance(event, Finished):
+            finished = event
+    if finished is None or finished.reason == "failed":
+        raise AssistantError(finished.error if finished is not None else "the agent ended without an answer")
+    if finished.answer:
+        click.echo(finished.answer)
+    if stats and finished.reply is not None:
+        click.echo(f"[chat {chat.id} · {finished.reply.footer()} · {finished.steps} tool steps]", err=True)
 
 
 # --- chats ------------------------------------------------------------------------------------

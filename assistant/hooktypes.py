@@ -77,6 +77,14 @@ class SlashContext(Protocol):
 
     plugin_manager: Any
     profile: Any
+    chat: Any
+    """The open assistant.Chat, or None before the first message."""
+
+    def send(self, text: str, extra: dict[str, Any] | None = None) -> None:
+        """Send `text` as the user's next message, with the attached chips, as if typed and submitted.
+
+        `extra` is kept in the reply's metadata (e.g. {"grounding_request": "the Save button"}).
+        """
 
     def attach_image(self, image: "Image", source: str) -> None:
         """Add an image chip to the prompt (the user still confirms by sending)."""

@@ -61,6 +61,7 @@ class Engine:
         open_image: ImageOpener,
         max_new_tokens: int,
         system_prompt: str = "",
+        tools: Sequence[dict] | None = None,
     ) -> tuple[PromptInputs, int]:
         """Inputs for the next reply, dropping the oldest turns when the context would overflow.
 
@@ -71,7 +72,7 @@ class Engine:
         dropped = 0
         candidates = list(messages)
         while True:
-            inputs = build_inputs(self.loaded, candidates, open_image, system_prompt)
+            inputs = build_inputs(self.loaded, candidates, open_image, system_prompt, tools)
             if inputs.prompt_tokens + max_new_tokens <= limit:
                 return inputs, dropped
             cut = _next_turn_start(candidates)
@@ -91,14 +92,18 @@ class Engine:
         max_new_tokens: int | None = None,
         system_prompt: str = "",
         started_at: float | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> tuple[TextStream, PromptInputs, int]:
-        """Start generating the next assistant reply; iterate the returned stream for text."""
+        """Start generating the next assistant reply; iterate the returned stream for text.
+
+        `tools`: function specs the model may call (the agent passes them; see engine.inputs.render_chat).
+        """
         started_at = started_at if started_at is not None else time.perf_counter()
         with self._lock:
             if self._active is not None and self._active.running:
                 raise AssistantError("a reply is still being generated; wait for it or stop it (Esc) first")
             kwargs = sampling_kwargs(settings, max_new_tokens)
-            inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt)
+            inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt, tools)
             tokenizer = self.loaded.tokenizer
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             kwargs.setdefault("pad_token_id", pad)
@@ -121,8 +126,14 @@ class Engine:
         """Forget the cached conversation (after an adapter switch or a model change)."""
         self.cache.clear()
 
-    def count_tokens(self, messages: Sequence[Message], open_image: ImageOpener, system_prompt: str = "") -> int:
-        return build_inputs(self.loaded, messages, open_image, system_prompt).prompt_tokens
+    def count_tokens(
+        self,
+        messages: Sequence[Message],
+        open_image: ImageOpener,
+        system_prompt: str = "",
+        tools: Sequence[dict] | None = None,
+    ) -> int:
+        return build_inputs(self.loaded, messages, open_image, system_prompt, tools).prompt_tokens
 
 
 def _next_turn_start(messages: Sequence[Message]) -> int | None:

@@ -6,12 +6,12 @@ processor's own image pipeline makes the pixel tensors; only the image-budget ke
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
 from ..errors import AssistantError
+from ..toolcalls import call_text, fallback_instructions, result_text
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -37,11 +37,19 @@ class PromptInputs:
         return int(self.tensors["input_ids"].shape[-1])
 
 
-def template_messages(messages: Sequence[Message], system_prompt: str = "", tool_role: bool = True) -> list[dict]:
+def template_messages(
+    messages: Sequence[Message], system_prompt: str = "", tool_role: bool = False, native_tools: bool = False
+) -> list[dict]:
     """Chat-template messages (content lists with {"type": "image"} placeholders), in conversation order.
 
     Failed replies are left out (the model never saw them finish); stopped ones are kept as the user saw them.
     Corrected replies are shown as corrected: the conversation continues from what the user approved.
+
+    Tool calls and results: with `native_tools` (templates that render `tools=`, assistant `tool_calls` and a
+    `tool` role themselves) they go to the template as such. Otherwise a call is the fallback JSON text of
+    `assistant.toolcalls.call_text` in the assistant's turn, and a result is a user turn starting with
+    "Tool result:" (a `tool` turn when `tool_role`). Text parts of a tool message (imported datasets) render
+    like result parts, so a chat renders the same whether its results were stored or imported.
     """
     rendered: list[dict] = []
     if system_prompt:
@@ -49,29 +57,52 @@ def template_messages(messages: Sequence[Message], system_prompt: str = "", tool
     for message in messages:
         if message.role == "assistant" and message.status in ("failed", "streaming"):
             continue
-        content: list[dict] = []
-        if message.role == "assistant" and message.correction is not None:
-            content.append({"type": "text", "text": message.correction})
+        entry: dict[str, Any]
+        if message.role == "tool":
+            entry = _tool_message(message, tool_role or native_tools, native_tools)
+        elif message.role == "assistant" and message.correction is not None:
+            entry = {"role": "assistant", "content": [{"type": "text", "text": message.correction}]}
         else:
-            for part in message.parts:
-                if isinstance(part, ImagePart):
-                    content.append({"type": "image"})
-                elif isinstance(part, TextPart) and part.text:
-                    content.append({"type": "text", "text": part.text})
-                elif isinstance(part, ToolResultPart):
-                    label = "error" if part.is_error else "result"
-                    content.append({"type": "text", "text": f"[{part.name} {label}] {part.text}"})
-                elif isinstance(part, ToolCallPart) and not message.text:
-                    call = {"name": part.name, "arguments": part.arguments}
-                    content.append({"type": "text", "text": f"<tool_call>{json.dumps(call)}</tool_call>"})
-        role = message.role
-        if role == "tool" and not tool_role:
-            role = "user"
-        if role == "system":
-            rendered.insert(0, {"role": "system", "content": content})
+            entry = _message(message, native_tools)
+        if entry["role"] == "system":
+            rendered.insert(0, entry)
             continue
-        rendered.append({"role": role, "content": content})
+        rendered.append(entry)
     return _merge_same_role(rendered)
+
+
+def _message(message: Message, native_tools: bool) -> dict[str, Any]:
+    content: list[dict] = []
+    calls: list[dict] = []
+    for part in message.parts:
+        if isinstance(part, ImagePart):
+            content.append({"type": "image"})
+        elif isinstance(part, TextPart) and part.text:
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ToolCallPart):
+            if native_tools:
+                calls.append({"type": "function", "function": {"name": part.name, "arguments": part.arguments}})
+            else:
+                joiner = "\n" if content and content[-1].get("type") == "text" else ""
+                content.append({"type": "text", "text": joiner + call_text(part.name, part.arguments)})
+        elif isinstance(part, ToolResultPart) and part.text:
+            content.append({"type": "text", "text": part.text})
+    if not content and not calls:
+        content.append({"type": "text", "text": ""})  # an empty reply still renders (templates read content[0])
+    entry: dict[str, Any] = {"role": message.role, "content": content}
+    if calls:
+        entry["tool_calls"] = calls
+    return entry
+
+
+def _tool_message(message: Message, tool_role: bool, native_tools: bool) -> dict[str, Any]:
+    images = [{"type": "image"} for part in message.parts if isinstance(part, ImagePart)]
+    texts = [part.text for part in message.parts if isinstance(part, (TextPart, ToolResultPart)) and part.text]
+    text = "\n".join(texts)
+    if not native_tools:
+        text = result_text(text)
+    content = images + ([{"type": "text", "text": text}] if text else [])
+    return {"role": "tool" if tool_role else "user", "content": content}
 
 
 def _merge_same_role(messages: list[dict]) -> list[dict]:
@@ -80,8 +111,10 @@ def _merge_same_role(messages: list[dict]) -> list[dict]:
     for message in messages:
         if merged and merged[-1]["role"] == message["role"] and message["role"] != "system":
             merged[-1]["content"] = merged[-1]["content"] + message["content"]
+            if message.get("tool_calls"):
+                merged[-1]["tool_calls"] = merged[-1].get("tool_calls", []) + message["tool_calls"]
         else:
-            merged.append({"role": message["role"], "content": list(message["content"])})
+            merged.append(dict(message, content=list(message["content"])))
     return merged
 
 
@@ -122,19 +155,66 @@ def image_kwargs(loaded: "LoadedModel") -> dict[str, Any]:
     return kwargs
 
 
+def native_tool_support(processor: Any) -> bool:
+    """True when the processor's chat template renders `tools=`, assistant `tool_calls` and `tool` messages itself
+    (Qwen2.5-style templates); False for templates that know nothing of tools (SmolVLM, Qwen2-VL)."""
+    template = getattr(processor, "chat_template", None)
+    if not isinstance(template, str):
+        template = getattr(getattr(processor, "tokenizer", None), "chat_template", None)
+    return isinstance(template, str) and "tool_calls" in template and "tools" in template
+
+
+def offered_tools(messages: Sequence[Message]) -> list[dict] | None:
+    """The tool specs a saved agent chat was generated with (the agent keeps them in each reply's metadata).
+
+    Training passes them to `render_chat` so an agent chat is learned with the tool declarations it was
+    answered with; None for chats that never offered tools.
+    """
+    for message in messages:
+        if message.role == "assistant" and message.meta is not None:
+            tools = message.meta.extra.get("tools")
+            if isinstance(tools, list) and tools:
+                return tools
+    return None
+
+
+def render_chat(
+    processor: Any,
+    messages: Sequence[Message],
+    system_prompt: str = "",
+    tools: Sequence[dict] | None = None,
+    add_generation_prompt: bool = True,
+) -> str:
+    """The prompt text of a conversation, exactly as the model gets it (training renders through here too).
+
+    `tools` are function specs (`assistant.toolcalls.tool_spec`) the model may call: passed to the template as
+    `tools=` when it supports them, else described in the system prompt in the fallback JSON format. Stored tool
+    calls and results render in the same style either way, with or without `tools`.
+    """
+    native = native_tool_support(processor)
+    kwargs: dict[str, Any] = {}
+    if tools:
+        if native:
+            kwargs["tools"] = list(tools)
+        else:
+            system_prompt = "\n\n".join(text for text in (system_prompt.strip(), fallback_instructions(tools)) if text)
+    chat = template_messages(messages, system_prompt, tool_role=native, native_tools=native)
+    try:
+        return processor.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False, **kwargs)
+    except Exception as error:  # template errors are config problems of the model, not bugs of ours
+        raise AssistantError(f"the model's chat template cannot render this conversation: {error}") from None
+
+
 def build_inputs(
     loaded: "LoadedModel",
     messages: Sequence[Message],
     open_image: ImageOpener,
     system_prompt: str = "",
+    tools: Sequence[dict] | None = None,
 ) -> PromptInputs:
     """Render the chat template and run the processor: the exact tensors `generate` gets."""
     processor = loaded.processor
-    chat = template_messages(messages, system_prompt)
-    try:
-        prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    except Exception as error:  # template errors are config problems of the model, not bugs of ours
-        raise AssistantError(f"the model's chat template cannot render this conversation: {error}") from None
+    prompt = render_chat(processor, messages, system_prompt, tools)
     parts = conversation_image_parts(messages)
     images = [open_image(part) for part in parts]
     call: dict[str, Any] = {"text": [prompt], "return_tensors": "pt"}

@@ -1,0 +1,646 @@
+"""The agentic loop: the model calls the plugins' tools on its own, step by step, under the user's control.
+
+`Agent.run(question)` yields `AgentEvent`s while it works: the reply streaming, each tool call the model makes,
+the confirmation decision, the result, and finally `Finished`. Every call and result is stored in the chat as
+it happens (a ToolCallPart in the assistant message, a `tool` message with a ToolResultPart and any images),
+so a chat re-opens with its steps and is exported for training like any other.
+
+Safety: the permission policy (assistant.permissions) decides each call from the registered tool and the
+surface's approver only; nothing the model writes or a tool returns reaches it as an approval.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+from .conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from .errors import AssistantError
+from .hooktypes import Tool, ToolResult
+from .permissions import Answer, ApprovalRequest, Decision, Permissions
+from .toolcalls import ParsedCall, check_arguments, parse_tool_calls, tool_spec, valid_tool_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from PIL.Image import Image
+
+    from .api import Chat, Reply, ReplyStream
+    from .plugins import PluginManager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_STEPS = 6
+MAX_RESULT_CHARS = 4000
+"""Longer tool results are cut (a model's context is small; the full text would push the question out)."""
+MAX_RESULT_IMAGES = 4
+TOOLS_KEY = "tools"
+"""[agent] tools in the user config: the names of the tools offered to the model (all when absent)."""
+
+
+# --- events -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    """The model starts reply number `step` (1-based) of this run."""
+
+    step: int
+
+
+@dataclass(frozen=True)
+class AnswerChunk:
+    """A piece of the reply being generated (tool-call JSON included: the parse comes after the reply ends)."""
+
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyDone:
+    """Reply `step` is complete and stored; `calls` are the tool calls found in it (none: it is the answer)."""
+
+    step: int
+    reply: "Reply"
+    text: str
+    """The reply's text without its tool calls."""
+    calls: tuple[ToolCallPart, ...]
+    message: Message | None = None
+    """The stored assistant message (its parts hold the calls)."""
+
+
+@dataclass(frozen=True)
+class ToolCallRequested:
+    """The model asked for a tool. `error` is set when the call cannot run (malformed, unknown tool, bad
+    arguments); a ToolResultReady with that error follows without any confirmation."""
+
+    step: int
+    call: ToolCallPart
+    needs_confirmation: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallApproved:
+    step: int
+    call: ToolCallPart
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class ToolCallDenied:
+    step: int
+    call: ToolCallPart
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class ToolResultReady:
+    """A call's result, stored as the `tool` message `message_id` (text, images, whether it failed)."""
+
+    step: int
+    call: ToolCallPart
+    result: ToolResultPart
+    images: tuple[ImagePart, ...] = ()
+    message_id: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run ended. reason: answer (a reply without tool calls), step_limit, stopped or failed."""
+
+    reason: str
+    answer: str = ""
+    """The final reply's text, surrounding whitespace removed (the stored message keeps it as generated)."""
+    reply: "Reply | None" = None
+    steps: int = 0
+    """Tool rounds run."""
+    error: str | None = None
+
+
+AgentEvent = StepStarted | AnswerChunk | ReplyDone | ToolCallRequested | ToolCallApproved | ToolCallDenied | ToolResultReady | Finished
+
+
+# --- what a tool may use while it runs -------------------------------------------------------------------------------
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may use: the chat (its images), the plugins (screenshot, documents), the stop flag."""
+
+    chat: "Chat"
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set when the user stops the run."""
+    cancel: threading.Event = field(default_factory=threading.Event)
+    """Set when this call is abandoned (timed out or stopped): a long-running tool should return soon."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop.is_set() or self.cancel.is_set()
+
+    @property
+    def plugins(self) -> "PluginManager":
+        return self.chat.assistant.plugins
+
+    def images(self) -> list[ImagePart]:
+        """Every image of the chat in order; tools and the model number them from 1."""
+        return list(self.chat.conversation.images)
+
+    def image(self, number: int | None = None) -> ImagePart:
+        """Image `number` (1-based) of the chat, or the most recent one; AssistantError when there is none."""
+        images = self.images()
+        if not images:
+            raise AssistantError("this chat has no image yet; take a screenshot or render a page first")
+        if number is None:
+            return images[-1]
+        if not 1 <= number <= len(images):
+            raise AssistantError(f"there is no image {number}: this chat has images 1 to {len(images)}")
+        return images[number - 1]
+
+    def open_image(self, part: ImagePart) -> "Image":
+        return self.chat.assistant.store.open_image(part)
+
+    def image_number(self, part: ImagePart) -> int:
+        """The 1-based number an image will have once stored (after the chat's current images)."""
+        for index, existing in enumerate(self.images(), start=1):
+            if existing.sha256 == part.sha256:
+                return index
+        return len(self.images()) + 1
+
+
+_CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("assistant_tool_context", default=None)
+
+
+def optional_context() -> ToolContext | None:
+    """The context of the tool call running now, or None outside the agent loop."""
+    return _CONTEXT.get()
+
+
+def current_context() -> ToolContext:
+    """The context of the tool call running now; AssistantError outside the agent loop."""
+    context = _CONTEXT.get()
+    if context is None:
+        raise AssistantError("this tool works on a chat; use it through the agent (`assistant ask --agent`)")
+    return context
+
+
+# --- the tools -------------------------------------------------------------------------------------------------------
+
+
+def available_tools(plugins: "PluginManager") -> dict[str, Tool]:
+    """Every tool registered through `register_tools`, by name; a later-registered plugin wins over a built-in.
+
+    Registrations that are not a Tool, or whose name is not a valid tool name, are skipped (and logged).
+    """
+    tools: dict[str, Tool] = {}
+    for tool in plugins.collect("register_tools"):
+        if not isinstance(tool, Tool):
+            log.warning("ignored a registered tool that is not an assistant.hooktypes.Tool: %r", tool)
+            continue
+        if not valid_tool_name(tool.name):
+            log.warning("ignored tool with an invalid name %r", tool.name)
+            continue
+        tools.setdefault(tool.name, tool)
+    return dict(sorted(tools.items()))
+
+
+def configured_tool_names(config_file: "Path | None" = None) -> list[str] | None:
+    """The tools the user lets the agent offer ([agent] tools in the config file), None when not set (all)."""
+    from .paths import user_paths
+    from .permissions import read_agent_config
+
+    path = config_file or user_paths().config_file
+    names = read_agent_config(path).get(TOOLS_KEY)
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise AssistantError(f'{path}: [agent] {TOOLS_KEY} must be a list of tool names, e.g. ["screenshot", "zoom"]')
+    return list(names)
+
+
+def agent_tools(plugins: "PluginManager", config_file: "Path | None" = None) -> dict[str, Tool]:
+    """The tools the agent offers the model: every registered tool, or only those listed in [agent] tools.
+
+    Fewer tools make a shorter prompt, which small models read better (and faster).
+    """
+    tools = available_tools(plugins)
+    names = configured_tool_names(config_file)
+    if names is None:
+        return tools
+    unknown = [name for name in names if name not in tools]
+    if unknown:
+        log.warning("[agent] tools names tools that are not registered: %s", ", ".join(unknown))
+    return {name: tool for name, tool in tools.items() if name in names}
+
+
+def tool_specs(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
+    """The tools as function specs for the chat template (`tools=`) or the fallback system prompt."""
+    return [tool_spec(tool.name, tool.description, tool.parameters) for tool in tools.values()]
+
+
+def error_result(text: str) -> ToolResult:
+    return ToolResult(text=f"error: {text}", is_error=True)
+
+
+def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContext | None = None) -> tuple[ToolResult, float]:
+    """Run a tool in a thread with its timeout: (result, seconds). Never raises: failures become error results.
+
+    A tool that times out (or is abandoned because the user stopped the run) keeps running in its daemon thread
+    until it returns; its result is ignored.
+    """
+    box: dict[str, Any] = {}
+    stop = context.stop if context is not None else threading.Event()
+    cancel = context.cancel if context is not None else threading.Event()
+
+    def work() -> None:
+        _CONTEXT.set(context)
+        try:
+            box["result"] = tool.run(**dict(arguments))
+        except AssistantError as error:
+            box["result"] = error_result(str(error))
+        except Exception as error:  # noqa: BLE001 - a broken tool must not end the loop
+            log.exception("tool %s failed", tool.name)
+            box["result"] = error_result(f"{tool.name} failed: {type(error).__name__}: {error}".splitlines()[0])
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=contextvars.Context().run, args=(work,), daemon=True, name=f"tool-{tool.name}")
+    thread.start()
+    deadline = time.monotonic() + max(0.0, float(tool.timeout_s))
+    while thread.is_alive():
+        thread.join(0.05)
+        if not thread.is_alive():
+            break
+        if stop.is_set():
+            cancel.set()
+            return error_result(f"{tool.name} was stopped by the user"), time.perf_counter() - started
+        if time.monotonic() >= deadline:
+            cancel.set()
+            return (
+                error_result(f"{tool.name} timed out after {tool.timeout_s:g} s; try other arguments or answer without it"),
+                time.perf_counter() - started,
+            )
+    result = box.get("result")
+    if not isinstance(result, ToolResult):
+        result = error_result(f"{tool.name} returned {type(result).__name__}, not a ToolResult (a bug in its plugin)")
+    return result, time.perf_counter() - started
+
+
+# --- the loop ----------------------------------------------------------------------------------------------------------
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:12]}"
+
+
+class Agent:
+    """Runs the loop on one chat. Build it in a surface with that surface's Permissions (and its approver).
+
+    One run at a time; `stop()` (any thread) ends the run after the current token or tool wait.
+    """
+
+    def __init__(
+        self,
+        chat: "Chat",
+        permissions: Permissions,
+        tools: Mapping[str, Tool] | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        if max_steps < 0:
+            raise AssistantError(f"the step limit must be 0 or more, not {max_steps}")
+        self.chat = chat
+        self.permissions = permissions
+        self.tools = dict(tools) if tools is not None else agent_tools(chat.assistant.plugins)
+        self.max_steps = max_steps
+        self.max_new_tokens = max_new_tokens
+        self._stop = threading.Event()
+        self._stream: "ReplyStream | None" = None
+
+    @property
+    def specs(self) -> list[dict[str, Any]]:
+        return tool_specs(self.tools)
+
+    def stop(self) -> None:
+        """Stop the run: the reply being generated ends (its text kept), a running tool is abandoned."""
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(
+        self,
+        question: str,
+        images: Sequence[Any] = (),
+        context_text: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> Iterator[AgentEvent]:
+        """Ask `question` and work until an answer, the step limit, a stop or a failure; yields every step."""
+        self._stop.clear()
+        stream = self.chat.stream(
+            question,
+            images,
+            max_new_tokens=self.max_new_tokens,
+            context_text=context_text,
+            extra=self._extra(extra),
+            tools=self.specs,
+        )
+        yield from self._loop(stream)
+
+    def resume(self) -> Iterator[AgentEvent]:
+        """Continue the chat as it stands (e.g. after a stop) with the tools available."""
+        self._stop.clear()
+        yield from self._loop(self.chat.continue_reply(self.max_new_tokens, self._extra(None), tools=self.specs))
+
+    def _extra(self, extra: dict[str, Any] | None) -> dict[str, Any]:
+        merged = dict(extra or {})
+        merged["agent"] = True
+        merged["tools"] = self.specs
+        return merged
+
+    def _loop(self, stream: "ReplyStream") -> Iterator[AgentEvent]:
+        steps = 0
+        step = 0
+        while True:
+            step += 1
+            self._stream = stream
+            yield StepStarted(step)
+            if self._stop.is_set():
+                stream.cancel()
+            try:
+                for piece in stream:
+                    yield AnswerChunk(step, piece)
+                    if self._stop.is_set():
+                        stream.cancel()
+            except AssistantError as error:
+                yield Finished("failed", steps=steps, error=str(error), reply=stream.reply)
+                return
+            finally:
+                self._stream = None
+            reply = stream.reply
+            assert reply is not None
+            if reply.stopped or self._stop.is_set():
+                yield ReplyDone(step, reply, reply.text, (), stream.message)
+                yield Finished("stopped", answer=reply.text.strip(), reply=reply, steps=steps)
+                return
+            parsed = parse_tool_calls(reply.text)
+            if not parsed.calls:
+                yield ReplyDone(step, reply, reply.text, (), stream.message)
+                yield Finished("answer", answer=reply.text.strip(), reply=reply, steps=steps)
+                return
+            calls = self._store_calls(stream.message, reply.text, parsed.text, parsed.calls)
+            made = tuple(call for call, _ in calls if call is not None)
+            yield ReplyDone(step, reply, parsed.text, made, stream.message)
+            over_limit = steps >= self.max_steps
+            for call_part, parsed_call in calls:
+                yield from self._handle(step, call_part, parsed_call, over_limit)
+            if over_limit:
+                yield Finished("step_limit", reply=reply, steps=steps)
+                return
+            steps += 1
+            if self._stop.is_set():
+                yield Finished("stopped", reply=reply, steps=steps)
+                return
+            stream = self.chat.continue_reply(self.max_new_tokens, self._extra(None), tools=self.specs)
+
+    def _store_calls(
+        self, message: Message, original: str, text: str, calls: list[ParsedCall]
+    ) -> list[tuple[ToolCallPart | None, ParsedCall]]:
+        """Rewrite the stored reply as its text plus one ToolCallPart per well-formed call (a malformed call stays
+        as the text the model wrote, so the model sees its own mistake next to the error)."""
+        parts: list[Any] = [TextPart(text)] if text else []
+        placed: list[tuple[ToolCallPart | None, ParsedCall]] = []
+        for call in calls:
+            if call.ok:
+                part = ToolCallPart(name=call.name, arguments=dict(call.arguments), call_id=new_call_id())
+                parts.append(part)
+                placed.append((part, call))
+            else:
+                parts.append(TextPart(("\n" if parts else "") + call.raw))
+                placed.append((None, call))
+        message.parts = parts
+        meta = message.meta
+        if meta is not None:
+            meta.extra.pop("grounding", None)  # coordinates in tool arguments are not an answer's boxes
+            meta.extra["model_text"] = original
+        self.chat.update_message(message)
+        return placed
+
+    def _handle(
+        self, step: int, part: ToolCallPart | None, call: ParsedCall, over_limit: bool
+    ) -> Iterator[AgentEvent]:
+        shown = part or ToolCallPart(name=call.name, arguments=dict(call.arguments), call_id="")
+        tool = self.tools.get(call.name) if call.ok else None
+        error: str | None = None
+        if not call.ok:
+            error = f"{call.error}"
+        elif tool is None:
+            names = ", ".join(self.tools) or "none"
+            error = f"there is no tool {call.name!r}; the tools are: {names}"
+        elif over_limit:
+            error = f"not run: the step limit ({self.max_steps}) was reached; answer with what you have"
+        else:
+            error = check_arguments(tool.parameters, call.arguments)
+            if error is not None:
+                error = f"{call.name}: {error}"
+        needs = tool is not None and self.permissions.needs_confirmation(tool.name, tool.side_effects)
+        yield ToolCallRequested(step, shown, needs_confirmation=needs and error is None, error=error)
+        if error is not None:
+            yield self._store_result(step, shown, error_result(error), 0.0)
+            return
+        assert tool is not None
+        if self._stop.is_set():
+            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
+            return
+        decision = self.permissions.check(tool.name, tool.description, tool.side_effects, call.arguments)
+        if not decision.approved:
+            yield ToolCallDenied(step, shown, decision)
+            why = "the user denied this call" if decision.asked else decision.describe()
+            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: {why}"), 0.0)
+            return
+        yield ToolCallApproved(step, shown, decision)
+        if self._stop.is_set():
+            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
+            return
+        context = ToolContext(self.chat, self._stop)
+        result, seconds = run_tool(tool, call.arguments, context)
+        yield self._store_result(step, shown, result, seconds)
+
+    def _store_result(self, step: int, call: ToolCallPart, result: ToolResult, seconds: float) -> ToolResultReady:
+        """Save the result as a `tool` message: the ToolResultPart, then the images (stored by content)."""
+        text = result.text or ""
+        if len(text) > MAX_RESULT_CHARS:
+            text = text[:MAX_RESULT_CHARS] + f"\n[... cut: {len(result.text) - MAX_RESULT_CHARS} more characters]"
+        images, problem = self._store_images(call.name, list(result.images or []))
+        is_error = bool(result.is_error)
+        if problem:
+            text = f"{text}\n{problem}".strip()
+        part = ToolResultPart(call_id=call.call_id, name=call.name, text=text, is_error=is_error)
+        message = self.chat.add_message(Message(role="tool", parts=[part, *images]))
+        return ToolResultReady(step, call, part, tuple(images), message.id or 0, seconds)
+
+    def _store_images(self, name: str, images: list[Any]) -> tuple[list[ImagePart], str]:
+        from PIL import Image as PILImage
+
+        from .images import image_from_pil
+
+        stored: list[ImagePart] = []
+        problem = ""
+        if len(images) > MAX_RESULT_IMAGES:
+            problem = f"(only the first {MAX_RESULT_IMAGES} of {len(images)} images were kept)"
+            images = images[:MAX_RESULT_IMAGES]
+        for image in images:
+            if not isinstance(image, PILImage.Image):
+                problem = f"(an image of {name} was not a PIL image and was left out)"
+                continue
+            try:
+                stored.append(self.chat.assistant.store.put_image(image_from_pil(image, f"{name} result")))
+            except AssistantError as error:
+                problem = f"(an image of {name} could not be stored: {error})"
+        return stored, problem
+
+
+# --- re-opening a chat ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredStep:
+    """A tool call of a saved chat with its result, for showing a re-opened chat step by step."""
+
+    message_index: int
+    """Index of the assistant message that made the call."""
+    call: ToolCallPart
+    result: ToolResultPart | None = None
+    images: list[ImagePart] = field(default_factory=list)
+    result_index: int | None = None
+
+
+def stored_steps(messages: Sequence[Message]) -> list[StoredStep]:
+    """Every tool call in `messages` paired with its result: by call_id, else (imported chats) in order."""
+    steps: list[StoredStep] = []
+    open_steps: list[StoredStep] = []
+    for index, message in enumerate(messages):
+        if message.role == "assistant":
+            open_steps = [StoredStep(index, call) for call in message.tool_calls]
+            steps.extend(open_steps)
+        elif message.role == "tool":
+            results = [part for part in message.parts if isinstance(part, ToolResultPart)]
+            result = results[0] if results else ToolResultPart(call_id="", name="", text=message.text)
+            step = next((s for s in open_steps if result.call_id and s.call.call_id == result.call_id), None)
+            step = step or next((s for s in open_steps if s.result is None), None)
+            if step is not None:
+                step.result, step.images, step.result_index = result, list(message.images), index
+    return steps
+
+
+# --- running in the background (CLI), one-line descriptions --------------------------------------------------------
+
+
+def run_in_background(
+    agent: Agent,
+    start: "Callable[[], Iterator[AgentEvent]]",
+    ask: "Callable[[ApprovalRequest], Answer] | None",
+    poll_s: float = 0.1,
+) -> Iterator[AgentEvent]:
+    """Run `start()` (e.g. `lambda: agent.run(question)`) on a daemon thread and yield its events on this thread.
+
+    Confirmations are asked by calling `ask` on this thread (a terminal prompt must run where Ctrl+C lands);
+    `ask=None` means nobody can answer, so calls that need confirmation are denied unless pre-approved. This
+    installs the bridge as `agent.permissions.approver`. A KeyboardInterrupt here stops the agent; the events
+    continue until Finished, so the chat is left consistent.
+    """
+    inbox: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+
+    def bridge(request: ApprovalRequest) -> Answer:
+        box: "queue.Queue[Answer]" = queue.Queue(maxsize=1)
+        inbox.put(("ask", (request, box)))
+        return box.get()
+
+    agent.permissions.approver = bridge if ask is not None else None
+
+    def work() -> None:
+        try:
+            for event in start():
+                inbox.put(("event", event))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
+            inbox.put(("error", error))
+        finally:
+            inbox.put(("done", None))
+
+    thread = threading.Thread(target=work, daemon=True, name="agent")
+    thread.start()
+    finished = False
+    try:
+        while True:
+            try:
+                try:
+                    kind, payload = inbox.get(timeout=poll_s)
+                except queue.Empty:
+                    continue
+                if kind == "done":
+                    finished = True
+                    return
+                if kind == "error":
+                    finished = True
+                    raise payload
+                if kind == "ask":
+                    request, box = payload
+                    answer: Any = Answer.DENY
+                    try:
+                        assert ask is not None
+                        answer = ask(request)
+                    except Exception:  # noqa: BLE001 - a prompt that fails (EOF, Abort) denies and stops
+                        agent.stop()
+                    finally:
+                        box.put(answer if isinstance(answer, Answer) else Answer.DENY)
+                    continue
+                yield payload
+            except KeyboardInterrupt:
+                agent.stop()
+    finally:
+        if not finished:
+            agent.stop()
+
+
+def _short(text: str, limit: int = 120) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _arguments(call: ToolCallPart) -> str:
+    return json.dumps(call.arguments, ensure_ascii=True, sort_keys=True, default=str)
+
+
+def describe_event(event: AgentEvent) -> str | None:
+    """One line of plain ASCII for a step (what `assistant ask --agent` prints on stderr); None: nothing to say."""
+    if isinstance(event, ReplyDone):
+        return f"[step {event.step}] model: {_short(event.text)}" if event.calls and event.text.strip() else None
+    if isinstance(event, ToolCallRequested):
+        name = event.call.name or "(no name)"
+        line = f"[step {event.step}] call {name} {_arguments(event.call)}"
+        return line + (" - needs confirmation" if event.needs_confirmation else "")
+    if isinstance(event, ToolCallApproved):
+        return f"[step {event.step}] {event.call.name}: {event.decision.describe()}"
+    if isinstance(event, ToolCallDenied):
+        return f"[step {event.step}] {event.call.name}: {event.decision.describe()}"
+    if isinstance(event, ToolResultReady):
+        images = f" [+{len(event.images)} image{'s' if len(event.images) != 1 else ''}]" if event.images else ""
+        kind = "error" if event.result.is_error else "result"
+        return f"[step {event.step}] {event.call.name or 'call'} {kind}: {_short(event.result.text)}{images}"
+    if isinstance(event, Finished):
+        if event.reason == "step_limit":
+            return f"stopped: the step limit was reached after {event.steps} tool steps (raise it with --max-steps)"
+        if event.reason == "stopped":
+            return "stopped by the user"
+    return None

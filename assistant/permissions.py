@@ -1,0 +1,326 @@
+"""Who may approve a tool call: the confirmation policy, the surface's approver, and the remembered allow-list.
+
+Tools with side effects and every screenshot need the user's confirmation. Approval comes from exactly three
+places, all under the user's control and none reachable from model output or tool results:
+- `pre_approved` (the CLI's `--yes`), set by the surface when it builds the policy;
+- the allow-list `always_allow` in the [agent] table of the user config file, which only `remember()` writes,
+  and only the policy calls it, after the approver answered `Answer.ALWAYS`;
+- the approver: a callback the surface supplies (a CLI prompt, a TUI dialog). It must return an `Answer`
+  member; anything else (a string, True, text from a tool) counts as a denial.
+
+The config file is shared with other settings ([keys], [tui], ...): only the `always_allow` line of [agent] is
+rewritten, the rest of the file is kept byte for byte, and the result is parsed again before it replaces the
+file (atomically), so a failed update never damages the user's settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import re
+import tempfile
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from .errors import AssistantError
+
+AGENT_TABLE = "agent"
+ALLOW_KEY = "always_allow"
+
+ALWAYS_CONFIRM: frozenset[str] = frozenset({"screenshot"})
+"""Tools that ask even when they do not declare side effects (a screenshot can show anything on the screen)."""
+
+
+class Answer(enum.Enum):
+    """What the user answered to one confirmation."""
+
+    ONCE = "once"
+    ALWAYS = "always"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the surface shows when asking: the tool, the exact arguments, and why it asks."""
+
+    tool: str
+    description: str
+    arguments: Mapping[str, Any]
+    reason: str
+
+    def arguments_text(self) -> str:
+        """The arguments as one line of JSON with every control character escaped (safe to print in a terminal)."""
+        return json.dumps(dict(self.arguments), ensure_ascii=True, sort_keys=True, default=str)
+
+
+Approver = Callable[[ApprovalRequest], Answer]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a check. `how`: not-needed, pre-approved, always-allowed, approved, approved-always,
+    denied or no-approver."""
+
+    approved: bool
+    how: str
+    asked: bool = False
+    """True when the approver was asked."""
+    note: str = ""
+    """A problem worth telling the user (e.g. the config file could not be read or updated)."""
+
+    def describe(self) -> str:
+        text = {
+            "not-needed": "no confirmation needed",
+            "pre-approved": "pre-approved (--yes)",
+            "always-allowed": "always allowed (config)",
+            "approved": "approved",
+            "approved-always": "approved, always allowed from now on",
+            "denied": "denied",
+            "no-approver": "denied: confirmation needed but nobody can answer (pass --yes to pre-approve)",
+        }.get(self.how, self.how)
+        return f"{text} ({self.note})" if self.note else text
+
+
+def confirmation_reason(name: str, side_effects: bool) -> str | None:
+    """Why calling this tool needs confirmation, or None when it does not."""
+    if name in ALWAYS_CONFIRM:
+        return "it captures your screen"
+    if side_effects:
+        return "it has side effects"
+    return None
+
+
+@dataclass
+class Permissions:
+    """The confirmation policy of one agent run. Build it in the surface; hand the agent the object."""
+
+    approver: Approver | None = None
+    pre_approved: bool = False
+    config_file: Path | None = None
+    """The user config file holding [agent] always_allow (default: user_paths().config_file)."""
+    _allowed: set[str] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _file(self) -> Path:
+        if self.config_file is not None:
+            return Path(self.config_file)
+        from .paths import user_paths
+
+        return user_paths().config_file
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The tools the user always allows (read from the config file once; AssistantError when it is broken)."""
+        with self._lock:
+            if self._allowed is None:
+                self._allowed = set(read_allow_list(self._file()))
+            return frozenset(self._allowed)
+
+    def needs_confirmation(self, name: str, side_effects: bool) -> bool:
+        return confirmation_reason(name, side_effects) is not None
+
+    def check(self, name: str, description: str, side_effects: bool, arguments: Mapping[str, Any]) -> Decision:
+        """Decide one call of a registered tool. The approver is the only source of a new approval."""
+        reason = confirmation_reason(name, side_effects)
+        if reason is None:
+            return Decision(True, "not-needed")
+        if self.pre_approved:
+            return Decision(True, "pre-approved")
+        note = ""
+        try:
+            if name in self.allowed:
+                return Decision(True, "always-allowed")
+        except AssistantError as error:  # a broken config file only means asking again
+            note = str(error)
+        if self.approver is None:
+            return Decision(False, "no-approver", note=note)
+        request = ApprovalRequest(tool=name, description=description, arguments=dict(arguments), reason=reason)
+        try:
+            answer = self.approver(request)
+        except Exception:  # noqa: BLE001 - a broken prompt denies, it never approves
+            return Decision(False, "denied", asked=True)
+        if answer is Answer.ONCE:
+            return Decision(True, "approved", asked=True, note=note)
+        if answer is Answer.ALWAYS:
+            try:
+                self.remember(name)
+            except (AssistantError, OSError) as error:  # approved for this call; remembering failed
+                return Decision(True, "approved", asked=True, note=f"not remembered: {error}")
+            return Decision(True, "approved-always", asked=True)
+        return Decision(False, "denied", asked=True, note=note)
+
+    def remember(self, name: str) -> None:
+        """Always allow `name` from now on (saved in the config file)."""
+        allowed = set(add_to_allow_list(self._file(), name))
+        with self._lock:
+            self._allowed = allowed
+
+
+# --- the config file ------------------------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "", {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise AssistantError(f"cannot read {path}: {error}; fix or remove the file") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise AssistantError(f"{path} is not valid TOML ({error}); fix the file (its [agent] table holds always_allow)") from None
+
+
+def _table(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    table = data.get(AGENT_TABLE, {})
+    if not isinstance(table, dict):
+        raise AssistantError(f"{path}: `{AGENT_TABLE}` must be a table like [agent]; fix the file")
+    return table
+
+
+def read_agent_config(path: Path) -> dict[str, Any]:
+    """The [agent] table of the config file ({} when the file or the table is missing)."""
+    _, data = _load(Path(path))
+    return dict(_table(data, Path(path)))
+
+
+def _names(data: Mapping[str, Any], path: Path) -> list[str]:
+    names = _table(data, path).get(ALLOW_KEY, [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise AssistantError(f'{path}: [agent] {ALLOW_KEY} must be a list of tool names, e.g. ["zoom"]; fix the file')
+    return list(names)
+
+
+def read_allow_list(path: Path) -> list[str]:
+    """The tools always allowed in the config file (empty when the file or the key is missing)."""
+    _, data = _load(Path(path))
+    return _names(data, Path(path))
+
+
+def add_to_allow_list(path: Path, name: str) -> list[str]:
+    """Add a tool to [agent] always_allow; returns the new list."""
+    return _update_allow_list(Path(path), lambda names: names + [name] if name not in names else names)
+
+
+def remove_from_allow_list(path: Path, name: str) -> list[str]:
+    """Remove a tool from [agent] always_allow; returns the new list."""
+    return _update_allow_list(Path(path), lambda names: [item for item in names if item != name])
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_ARRAY_HEADER = re.compile(r"^\s*\[\[")
+_KEY = re.compile(rf"^\s*{ALLOW_KEY}\s*=")
+
+
+def _value_lines(lines: list[str], start: int) -> int:
+    """How many lines the `always_allow = ...` value starting at `start` spans (multi-line arrays included)."""
+    for end in range(start + 1, len(lines) + 1):
+        try:
+            tomllib.loads("".join(lines[start:end]))
+            return end - start
+        except tomllib.TOMLDecodeError:
+            continue
+    return 1
+
+
+def _toml_line(names: list[str]) -> str:
+    # json.dumps with ensure_ascii only emits escapes that TOML basic strings share (\" \\ \n \uXXXX ...).
+    return f"{ALLOW_KEY} = [{', '.join(json.dumps(name, ensure_ascii=True) for name in names)}]\n"
+
+
+def _rewrite(text: str, names: list[str]) -> str:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    section: str | None = None
+    header_at: int | None = None
+    section_end = len(lines)
+    for index, line in enumerate(lines):
+        if _ARRAY_HEADER.match(line):
+            if section == AGENT_TABLE:
+                section_end = index
+                break
+            section = None
+            continue
+        match = _HEADER.match(line)
+        if match:
+            if section == AGENT_TABLE:
+                section_end = index
+                break
+            section = match.group(1).strip().strip('"').strip("'")
+            if section == AGENT_TABLE:
+                header_at = index
+    if header_at is None:
+        prefix = "".join(lines)
+        separator = "\n" if prefix.strip() else ""
+        return f"{prefix}{separator}[{AGENT_TABLE}]\n{_toml_line(names)}"
+    for index in range(header_at + 1, section_end):
+        if _KEY.match(lines[index]):
+            span = _value_lines(lines, index)
+            lines[index : index + span] = [_toml_line(names)]
+            return "".join(lines)
+    lines.insert(header_at + 1, _toml_line(names))
+    return "".join(lines)
+
+
+_file_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer at a time: a thread lock, plus an advisory file lock where the platform has one."""
+    with _file_lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.with_name(path.name + ".lock")
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        with open(lock_path, "a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _update_allow_list(path: Path, change: Callable[[list[str]], list[str]]) -> list[str]:
+    with _locked(path):
+        text, data = _load(path)
+        before = _names(data, path)
+        after = change(list(before))
+        if after == before:
+            return after
+        new_text = _rewrite(text, after)
+        try:
+            new_data = tomllib.loads(new_text)
+        except tomllib.TOMLDecodeError:
+            new_data = None
+        expected = dict(data)
+        expected[AGENT_TABLE] = dict(data.get(AGENT_TABLE, {}), **{ALLOW_KEY: after})
+        if new_data != expected:
+            raise AssistantError(
+                f"cannot update {path} safely (its [agent] table is written in an unusual way); "
+                f'edit it by hand: [agent] {ALLOW_KEY} = {json.dumps(after)}'
+            )
+        fd, temporary = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(new_text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if path.exists():
+                os.chmod(temporary, path.stat().st_mode & 0o777)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        return after

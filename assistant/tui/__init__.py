@@ -1,0 +1,1 @@
+"""The Textual terminal UI: `run_app()` in app.py starts it."""

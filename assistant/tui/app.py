@@ -1,0 +1,834 @@
+"""The Textual app: a multi-turn chat with the local VLM, thin over the Assistant API (which owns model, store, plugins).
+
+Start-up paints first and loads later: nothing here imports torch or transformers; the model loads in a thread
+worker after the first frame, while the user can already type (a message sent early waits and is answered once
+the model is ready). Worker threads reach the UI only through the messages in messages.py or call_from_thread.
+
+This module holds start-up, model loading, sending and the reply actions; the app's other parts are mixins:
+attaching.py (chips), chats.py (saved chats, sidebar), slash.py (/commands, plugin services, palette).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual import work
+from textual.actions import SkipAction
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from ..api import Assistant, Chat
+from ..errors import AssistantError
+from ..paths import user_paths
+from .attaching import AttachingMixin
+from .attachments import Attachment, Attachments, Outgoing
+from .chats import ChatsMixin
+from .commands import CommandTable, parse_command
+from .config import GLOBAL, TuiConfig, key_label, load_tui_config
+from .context import AppSlashContext
+from .format import context_used, status_line
+from .guard import guarded
+from .keys import bindings
+from .messages import (
+    GenerationJob,
+    LoadProgress,
+    ModelFailed,
+    ModelReady,
+    ReplyChunk,
+    ReplyDone,
+    ReplyStarted,
+)
+from .palette import AssistantCommands
+from .screens.dialogs import EditorDialog, ErrorDialog
+from .slash import SlashMixin
+from .widgets.chatlog import AssistantMessage, ChatLog, UserMessage
+from .widgets.prompt import ChipBar, Composer, PromptArea
+from .widgets.sidebar import Sidebar
+from .widgets.statusbar import StatusBar
+
+if TYPE_CHECKING:
+    from ..plugins import PluginManager
+    from ..store import Store
+
+log = logging.getLogger(__name__)
+
+HEAVY_MODULES = ("torch", "transformers")
+BENCH_FILE = "tui_first_paint.json"
+
+
+@dataclass
+class PendingSend:
+    """A message sent before the model was ready: shown at once, sent when the model has loaded."""
+
+    chat: Chat
+    text: str
+    outgoing: Outgoing
+    attachments: list[Attachment]
+    user: UserMessage
+    reply: AssistantMessage
+    extra: dict[str, Any] | None = None
+    agent: bool = False
+
+
+def record_first_paint(seconds: float, heavy: list[str]) -> None:
+    """Write the start-to-first-paint time for the benchmark when ASSISTANT_BENCH_OUT names a folder or .json file."""
+    target = os.environ.get("ASSISTANT_BENCH_OUT")
+    if not target:
+        return
+    path = Path(target)
+    try:
+        if path.suffix != ".json":
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / BENCH_FILE
+        path.write_text(
+            json.dumps({"metric": "tui_first_paint_s", "value": seconds, "heavy_modules_imported": heavy}) + "\n",
+            encoding="utf-8",
+        )
+    except OSError as error:
+        log.warning("cannot write the first-paint benchmark to %s: %s", path, error)
+
+
+def _home_relative(path: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
+    """Chat with a local vision-language model about images, screenshots and documents."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "assistant"
+    COMMANDS = App.COMMANDS | {AssistantCommands}
+    BINDINGS = bindings(GLOBAL)
+
+    def __init__(
+        self,
+        profile: str | Path | None = None,
+        model: str | None = None,
+        chat_id: int | None = None,
+        adapter: str | None = None,
+        *,
+        config: TuiConfig | None = None,
+        store: "Store | None" = None,
+        plugins: "PluginManager | None" = None,
+        max_new_tokens: int | None = None,
+        autoload: bool = True,
+        image_renderer: str | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.started_at = started_at if started_at is not None else time.perf_counter()
+        self.profile_name = profile
+        self.model_override = model
+        self.initial_chat_id = chat_id
+        self.initial_adapter = adapter
+        self.config = config if config is not None else load_tui_config()
+        self.image_renderer = image_renderer or self.config.images
+        self.max_new_tokens = max_new_tokens
+        self.autoload = autoload
+        self.store = store
+        self.plugins = plugins
+        self.assistant: Assistant | None = None
+        self.chat: Chat | None = None
+        self.current_chat_id: int | None = None
+        self.load_state = "idle"
+        """idle, loading, ready or failed."""
+        self.load_error: str | None = None
+        self.startup_error: str | None = None
+        self.job: GenerationJob | None = None
+        self.pending: PendingSend | None = None
+        self.agent_mode = False
+        """When on, a question runs the agent: the model may call tools (asking first for risky ones)."""
+        self.agent_run: Any = None
+        self.agent_view: Any = None
+        self.attachments = Attachments()
+        self.commands = CommandTable()
+        self.slash_context = AppSlashContext(self)
+        self.config_file_display = _home_relative(user_paths().config_file)
+        self.first_paint_s: float | None = None
+        self.heavy_modules_at_first_paint: list[str] = []
+        self._job_numbers = itertools.count(1)
+        self._new_chat_title = ""
+        self._image_loads = 0
+        self._make_widgets()
+        self._held_question: str | None = None
+        self.ui_thread = threading.get_ident()
+        """The thread the app runs on (set again when it mounts); plugin calls from others are carried over."""
+
+    # --- layout and start-up -----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield self.sidebar
+            with Vertical(id="main"):
+                yield self.chat_log
+                yield self.composer
+        yield self.status
+        yield Footer()
+
+    def _make_widgets(self) -> None:
+        """The screen's parts, made once and kept (no DOM search each time one is needed)."""
+        self.sidebar = Sidebar(id="sidebar")
+        self.sidebar.display = False
+        self.chat_log = ChatLog(id="chat-log")
+        self.composer = Composer(id="composer")
+        self.prompt: PromptArea = self.composer.prompt
+        self.chips: ChipBar = self.composer.chips
+        self.status = StatusBar(id="status")
+
+    @property
+    def ui_alive(self) -> bool:
+        """False once the app is shutting down (workers may still post messages then: they are dropped)."""
+        return self.status.text.is_attached
+
+    async def on_mount(self) -> None:
+        self.ui_thread = threading.get_ident()
+        self.set_keymap(self.config.keys)
+        if self.config.theme:
+            if self.config.theme in self.available_themes:
+                self.theme = self.config.theme
+            else:
+                self.config.problems.append(
+                    f"unknown theme {self.config.theme!r} in [tui] of the config; known: {', '.join(sorted(self.available_themes))}"
+                )
+        for problem in self.config.problems:
+            self.notify(problem, severity="warning", markup=False, timeout=12)
+        self.prompt.completer = self._complete
+        self.prompt.use_keys(self.config)
+        first_key = lambda binding_id: key_label(self.config.keys_for(binding_id).split(",")[0])  # noqa: E731
+        self.sidebar.set_hint(
+            f"Enter open · {first_key('rename_chat')} rename · {first_key('delete_chat')} delete · "
+            f"{first_key('export_chat')} export"
+        )
+        await self.chat_log.reset()
+        await self._open_core()
+        self.prompt.focus()
+        self.call_after_refresh(self._after_first_paint)
+
+    async def _open_core(self) -> None:
+        """The store, the assistant (profile only: no model yet) and the chat asked for on the command line."""
+        try:
+            if self.store is None:
+                from ..store import Store
+
+                self.store = Store.open_default()
+            self.assistant = Assistant.from_profile(
+                self.profile_name,
+                model=self.model_override,
+                adapter=self.initial_adapter,
+                store=self.store,
+                plugins=self.plugins,
+            )
+        except AssistantError as error:
+            self.startup_error = str(error)
+            self.load_state = "failed"
+            self.load_error = str(error)
+            self.update_status()
+            return
+        self.update_status()
+        if self.initial_chat_id is not None:
+            try:
+                await self.open_chat(self.initial_chat_id)
+            except AssistantError as error:
+                self.notify(f"{error}; a new chat is open instead", severity="error", markup=False, timeout=12)
+
+    def _after_first_paint(self) -> None:
+        if self.first_paint_s is None:
+            self.first_paint_s = time.perf_counter() - self.started_at
+            self.heavy_modules_at_first_paint = [name for name in HEAVY_MODULES if name in sys.modules]
+            log.info("first paint after %.3f s", self.first_paint_s)
+            record_first_paint(self.first_paint_s, self.heavy_modules_at_first_paint)
+        self._setup_plugins()
+        if self.startup_error is not None:
+            self.push_screen(
+                ErrorDialog(
+                    "The assistant could not start its profile",
+                    self.startup_error,
+                    "Saved chats still open from the chat list (Ctrl+B). Switch with /profile NAME.",
+                )
+            )
+        elif self.autoload:
+            self.start_loading()
+
+    def _setup_plugins(self) -> None:
+        if self.plugins is None:
+            try:
+                if self.assistant is not None:
+                    self.plugins = self.assistant.plugins
+                else:
+                    from ..plugins import create_plugin_manager
+
+                    self.plugins = create_plugin_manager()
+            except Exception as error:  # noqa: BLE001 - a broken plugin set must not keep the chat from working
+                self.report_error(error, "loading plugins")
+                return
+        self.reload_commands()
+
+    def reload_commands(self) -> None:
+        """Collect the plugins' /commands again (after registering a plugin at run time)."""
+        if self.plugins is None:
+            return
+        before = len(self.plugins.failures)
+        try:
+            found = self.plugins.collect("register_slash_commands")
+        except Exception as error:  # noqa: BLE001 - a built-in plugin's bug: report it, keep the built-in commands
+            self.report_error(error, "collecting plugin commands")
+            found = []
+        for failure in self.plugins.failures[before:]:
+            self.notify(f"plugin {failure.name} failed: {failure.error}", severity="warning", markup=False)
+        self.commands = CommandTable([(self._plugin_name_of(command.run), command) for command in found])
+
+    def _plugin_name_of(self, run: Callable[..., Any]) -> str:
+        """Which plugin a /command comes from: the plugin object of a bound method, or the plugin module."""
+        assert self.plugins is not None
+        owner = getattr(run, "__self__", None)
+        module = getattr(run, "__module__", "") or ""
+        for name, plugin in self.plugins.pm.list_name_plugin():
+            if plugin is owner or getattr(plugin, "__name__", None) == module:
+                return str(name)
+        return module.split(".")[0] or "plugin"
+
+    # --- model loading -------------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        if self.assistant is None or self.load_state in ("loading", "ready"):
+            return
+        self.load_state = "loading"
+        self.load_error = None
+        self.status.loading(f"{self.assistant.profile.name} │ loading {self.assistant.profile.model_label}…", None)
+        self._load_model(self.assistant)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load_model(self, assistant: Assistant) -> None:
+        def progress(text: str, fraction: float | None) -> None:
+            self.post_message(LoadProgress(assistant, text, fraction))
+
+        try:
+            assistant.load(progress)
+        except AssistantError as error:
+            self.post_message(ModelFailed(assistant, str(error)))
+        except Exception as error:  # noqa: BLE001 - a bug in loading: logged, shown, the app stays up
+            log.exception("model load failed")
+            self.post_message(
+                ModelFailed(
+                    assistant,
+                    f"loading the model failed ({type(error).__name__}: {error}); "
+                    f"details are in {user_paths().log_file}",
+                )
+            )
+        else:
+            self.post_message(ModelReady(assistant))
+
+    @guarded
+    def on_load_progress(self, event: LoadProgress) -> None:
+        if event.owner is self.assistant and self.load_state == "loading" and self.ui_alive:
+            self.status.loading(f"{event.owner.profile.name} │ {event.text}", event.fraction)
+
+    @guarded
+    async def on_model_ready(self, event: ModelReady) -> None:
+        if event.owner is not self.assistant or not self.ui_alive:
+            return
+        self.load_state = "ready"
+        self.update_status()
+        if self.pending is not None:
+            self._send_pending()
+
+    @guarded
+    async def on_model_failed(self, event: ModelFailed) -> None:
+        if event.owner is not self.assistant or not self.ui_alive:
+            return
+        self.load_state = "failed"
+        self.load_error = event.error
+        self.update_status()
+        if self.pending is not None:
+            await self._cancel_pending()
+        self.push_screen(
+            ErrorDialog(
+                "The model could not be loaded",
+                event.error,
+                "The app keeps running: switch with /profile NAME, or restart with --profile NAME or --model PATH.",
+            )
+        )
+
+    def update_status(self) -> None:
+        assistant = self.assistant
+        if assistant is None:
+            self.status.show(f"no profile │ {self.load_error or ''}".rstrip(" │"))
+            return
+        profile = assistant.profile
+        used = context_used(self.chat.conversation.messages) if self.chat is not None else 0
+        if self.load_state == "ready":
+            info = assistant.engine.info
+            self.status.show(
+                status_line(
+                    profile.name,
+                    info.model,
+                    f"{info.device} · {info.dtype}",
+                    assistant.adapter,
+                    used,
+                    info.context_limit,
+                    info.random_weights,
+                    agent=self.agent_mode,
+                )
+            )
+        elif self.load_state == "failed":
+            self.status.show(f"{profile.name} │ {profile.model_label} │ model not loaded (see the error; /profile NAME)")
+        elif self.load_state == "idle" and self.autoload and self.first_paint_s is None:
+            self.status.loading(f"{profile.name} │ loading {profile.model_label}…", None)
+        elif self.load_state == "idle":
+            self.status.show(f"{profile.name} │ {profile.model_label} │ model not loaded yet (it loads on the first message)")
+
+    # --- sending -----------------------------------------------------------------------------------------
+
+    @guarded
+    async def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
+        text = event.text  # the prompt has already cleared itself
+        parsed = parse_command(text)
+        if parsed is not None:
+            await self.run_command(*parsed)
+            return
+        question = text[1:] if text.startswith("//") else text
+        if self._image_loads and question.strip():
+            self._held_question = question  # an image is still being read: send when it is a chip
+            return
+        if not question.strip():
+            if len(self.attachments):
+                self.notify("type your question about the attachment, then press Enter", severity="warning")
+            return
+        if not await self.send(question) and not self.prompt.text:
+            self.prompt.set_prompt(text)  # refused: the text comes back to be sent later
+
+    def _can_start_reply(self, waiting_allowed: bool = False) -> bool:
+        """Whether a new reply may start now; says why not when it may not."""
+        if self.agent_run is not None:
+            self.notify("the agent is still working; press Esc to stop it first", severity="warning")
+            return False
+        if self.job is not None:
+            if self.chat is not None and self.job.chat is self.chat:
+                self.notify("a reply is still being written; press Esc to stop it first", severity="warning")
+            else:
+                self.notify("the previous chat's reply is still stopping; try again in a moment", severity="warning")
+            return False
+        if self.pending is not None:
+            self.notify("a question is already waiting for the model to load (Esc cancels it)", severity="warning")
+            return False
+        if self.assistant is None or self.load_state == "failed":
+            self.notify(
+                f"no model is loaded ({self.load_error or 'no profile'}); switch with /profile NAME",
+                severity="error",
+                markup=False,
+            )
+            return False
+        if self.load_state != "ready" and not waiting_allowed:
+            self.notify("the model is still loading; try again when the status bar shows it", severity="warning")
+            return False
+        return True
+
+    def _ensure_chat(self) -> Chat:
+        assert self.assistant is not None
+        if self.chat is None:
+            self.chat = self.assistant.chat(title=self._new_chat_title)
+            self.current_chat_id = self.chat.id
+            self._new_chat_title = ""
+            self.refresh_sidebar()
+        return self.chat
+
+    def send_later(self, text: str, extra: dict[str, Any] | None = None) -> None:
+        """Send from a plugin's /command (after the command returns), as if typed and submitted."""
+        self.call_next(self._send_guarded, text, extra)
+
+    @guarded
+    async def _send_guarded(self, text: str, extra: dict[str, Any] | None) -> None:
+        await self.send(text, extra)
+
+    async def send(self, text: str, extra: dict[str, Any] | None = None) -> bool:
+        """Send a question with the pending attachments (held until the model is ready, if it is loading).
+
+        False when it cannot be sent now (a reply is still streaming, no model); the user was told why.
+        """
+        if not self._can_start_reply(waiting_allowed=True):
+            return False
+        chat = self._ensure_chat()
+        items = list(self.attachments.items)
+        outgoing = self.attachments.take()
+        self.chips.clear_chips()
+        user = UserMessage(
+            text,
+            images=[(image.image, f"{image.source} {image.width}x{image.height}") for image in outgoing.images],
+            attached=[item.label for item in items if item.kind == "text"],
+            renderer=self.image_renderer,
+        )
+        reply = AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer)
+        await self.chat_log.add(user)
+        await self.chat_log.add(reply)
+        if self.load_state != "ready":
+            self.pending = PendingSend(chat, text, outgoing, items, user, reply, extra, self.agent_mode)
+            reply.waiting("waiting for the model to load… (Esc cancels)")
+            self.start_loading()
+            return True
+        if self.agent_mode:
+            self._start_agent(chat, reply, text, outgoing, extra)
+        else:
+            self._start_reply(chat, reply, self._asker(chat, text, outgoing, extra))
+        return True
+
+    def _asker(
+        self, chat: Chat, text: str, outgoing: Outgoing, extra: dict[str, Any] | None = None
+    ) -> Callable[[], Any]:
+        extra = dict(extra or {})
+        if outgoing.context_text:
+            extra["attached"] = outgoing.sources
+        return lambda: chat.stream(
+            text,
+            outgoing.images,
+            max_new_tokens=self.max_new_tokens,
+            context_text=outgoing.context_text,
+            extra=extra or None,
+        )
+
+    def _send_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None or not pending.reply.is_attached:
+            return
+        if pending.agent:
+            self._start_agent(pending.chat, pending.reply, pending.text, pending.outgoing, pending.extra)
+            return
+        asker = self._asker(pending.chat, pending.text, pending.outgoing, pending.extra)
+        self._start_reply(pending.chat, pending.reply, asker)
+
+    def _new_reply_widget(self) -> AssistantMessage:
+        return AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer)
+
+    def _start_agent(
+        self, chat: Chat, reply: AssistantMessage, text: str, outgoing: Outgoing, extra: dict[str, Any] | None
+    ) -> None:
+        """Run the agent on the question: each step is drawn in the log as its events arrive."""
+        from .agentrun import AgentView, start_agent_run
+
+        assert self.store is not None
+        reply.waiting("thinking…")
+        extra = dict(extra or {})
+        if outgoing.context_text:
+            extra["attached"] = outgoing.sources
+        self.agent_view = AgentView(self.chat_log, reply, self.store, self._new_reply_widget, self.image_renderer)
+        self.agent_run = start_agent_run(
+            self,
+            chat,
+            text,
+            images=outgoing.images,
+            context_text=outgoing.context_text,
+            extra=extra or None,
+            max_new_tokens=self.max_new_tokens,
+        )
+        self.update_status()
+
+    @guarded
+    async def on_agent_event_posted(self, message: Any) -> None:
+        from ..agent import Finished
+
+        if message.run is not self.agent_run:
+            return
+        if self.agent_view is not None and self.ui_alive:
+            await self.agent_view.handle(message.event)
+        if isinstance(message.event, Finished):
+            self.agent_run = None
+            self.agent_view = None
+            if self.ui_alive:
+                self.update_status()
+                self.refresh_sidebar()
+
+    async def _cancel_pending(self) -> None:
+        """Take back a message that waited for the model: its text and attachments return to the prompt."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        await pending.user.remove()
+        await pending.reply.remove()
+        if not self.prompt.text.strip():
+            self.prompt.set_prompt(pending.text)
+        for item in pending.attachments:
+            if item.image is not None:
+                self._add_chip(self.attachments.add_image(item.image))
+            else:
+                self._add_chip(self.attachments.add_text(item.text, item.source))
+        if not self.chat_log.children:
+            await self.chat_log.reset()
+
+    def _start_reply(self, chat: Chat, widget: AssistantMessage, start: Callable[[], Any]) -> GenerationJob:
+        job = GenerationJob(next(self._job_numbers), chat, widget, start)
+        self.job = job
+        widget.begin()
+        self._generate(job)
+        return job
+
+    @work(thread=True, group="generate", exit_on_error=False)
+    def _generate(self, job: GenerationJob) -> None:
+        try:
+            stream = job.start()
+        except AssistantError as error:
+            self.post_message(ReplyDone(job, str(error)))
+            return
+        except Exception as error:  # noqa: BLE001
+            log.exception("starting a reply failed")
+            self.post_message(ReplyDone(job, f"the reply could not start: {type(error).__name__}: {error}"))
+            return
+        job.stream = stream
+        if job.cancel.is_set():
+            stream.cancel()
+        self.post_message(ReplyStarted(job))
+        try:
+            for piece in stream:
+                self.post_message(ReplyChunk(job, piece))
+        except AssistantError as error:
+            self.post_message(ReplyDone(job, str(error)))
+            return
+        except Exception as error:  # noqa: BLE001 - ReplyStream turns model errors into AssistantError; this is a bug
+            log.exception("generation failed")
+            self.post_message(ReplyDone(job, f"generation failed: {type(error).__name__}: {error}"))
+            return
+        self.post_message(ReplyDone(job))
+
+    @guarded
+    def on_reply_started(self, event: ReplyStarted) -> None:
+        if event.job.widget.is_attached:
+            event.job.widget.waiting("thinking…")
+
+    @guarded
+    async def on_reply_chunk(self, event: ReplyChunk) -> None:
+        if event.job.widget.is_attached:
+            await event.job.widget.append(event.text)
+
+    @guarded
+    async def on_reply_done(self, event: ReplyDone) -> None:
+        job = event.job
+        if self.job is job:
+            self.job = None
+        if not self.ui_alive:
+            return
+        stream = job.stream
+        message = stream.message if stream is not None else None
+        if job.widget.is_attached:
+            await job.widget.finish(message, event.error)
+            reply = stream.reply if stream is not None else None
+            if reply is not None and reply.grounding is not None and reply.grounding.shapes:
+                self._show_grounding(job.widget, reply.grounding, str(reply.grounding.raw.get("image_sha256", "")))
+        self.update_status()
+        self.refresh_sidebar()
+
+    # --- actions: stop, regenerate, edit, rate, correct, copy ------------------------------------------
+
+    @guarded
+    async def action_stop(self) -> None:
+        if self.prompt.close_menu():
+            return
+        if self.agent_run is not None:
+            self.agent_run.stop()
+            return
+        if self.job is not None:
+            self.job.stop()
+            if self.job.widget.is_attached:
+                self.job.widget.waiting("stopping…")
+            return
+        if self.pending is not None:
+            await self._cancel_pending()
+            return
+        if self.focused is not None and self.sidebar in self.focused.ancestors_with_self:
+            self.prompt.focus()
+            return
+        raise SkipAction()
+
+    async def _remove_after_last_question(self) -> None:
+        children = list(self.chat_log.children)
+        last = max((index for index, child in enumerate(children) if isinstance(child, UserMessage)), default=None)
+        if last is None:
+            return
+        for child in children[last + 1 :]:
+            await child.remove()
+
+    @guarded
+    async def action_regenerate(self) -> None:
+        if not self._can_start_reply():
+            return
+        chat = self.chat
+        if chat is None or chat.conversation.last("user") is None:
+            self.notify("nothing to regenerate yet: ask a question first", severity="warning")
+            return
+        await self._remove_after_last_question()
+        reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
+        max_new_tokens = self.max_new_tokens
+        self._start_reply(chat, reply, lambda: chat.regenerate(max_new_tokens=max_new_tokens))
+
+    @guarded
+    async def action_edit_last(self) -> None:
+        if not self._can_start_reply():
+            return
+        last = self.chat.conversation.last("user") if self.chat is not None else None
+        if last is None:
+            self.notify("nothing to edit yet: ask a question first", severity="warning")
+            return
+        self.push_screen(
+            EditorDialog(
+                "Edit the last question",
+                last.text,
+                "Ctrl+S sends it again (its images stay); the reply after it is replaced. Esc cancels.",
+            ),
+            self._guard_callback(self._resend_edited),
+        )
+
+    async def _resend_edited(self, text: str | None) -> None:
+        if text is None:
+            return
+        if not text.strip():
+            self.notify("the edited question is empty; nothing was sent", severity="warning")
+            return
+        if not self._can_start_reply() or self.chat is None:
+            return
+        chat = self.chat
+        questions = self.chat_log.questions
+        if questions:
+            questions[-1].set_text(text)
+        await self._remove_after_last_question()
+        reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
+        max_new_tokens = self.max_new_tokens
+        self._start_reply(chat, reply, lambda: chat.edit_last(text, max_new_tokens=max_new_tokens))
+
+    def target_reply(self) -> AssistantMessage | None:
+        """The focused reply, else the newest finished one."""
+        node = self.focused
+        while node is not None:
+            if isinstance(node, AssistantMessage):
+                return node
+            node = node.parent  # type: ignore[assignment]
+        finished = [reply for reply in self.chat_log.replies if reply.message_id is not None and not reply.streaming]
+        return finished[-1] if finished else None
+
+    def _finished_target(self, what: str) -> AssistantMessage | None:
+        reply = self.target_reply()
+        if reply is None or reply.message is None or reply.message_id is None:
+            self.notify(f"no reply to {what} yet", severity="warning")
+            return None
+        if reply.streaming or (self.job is not None and self.job.widget is reply):
+            self.notify(f"wait until the reply is finished to {what} it", severity="warning")
+            return None
+        return reply
+
+    @guarded
+    def action_rate(self, value: int) -> None:
+        reply = self._finished_target("rate")
+        if reply is None or reply.message is None or self.store is None:
+            return
+        rating = 0 if reply.message.rating == value else value
+        if self.chat is not None and any(m.id == reply.message_id for m in self.chat.conversation.messages):
+            self.chat.rate(reply.message_id, rating)  # type: ignore[arg-type]
+        else:
+            self.store.set_rating(reply.message_id, rating)  # type: ignore[arg-type]
+        reply.message.rating = rating
+        reply.refresh_marks()
+        self.notify({1: "rated +1 (good)", -1: "rated -1 (bad)", 0: "rating cleared"}[rating])
+
+    @guarded
+    def action_correct(self) -> None:
+        reply = self._finished_target("correct")
+        if reply is None or reply.message is None:
+            return
+        message = reply.message
+        self.push_screen(
+            EditorDialog(
+                "Correct the reply",
+                message.correction if message.correction is not None else message.text,
+                "Write the reply you wanted; it is kept as training data for your adapters and the original stays "
+                "in the chat. Ctrl+S saves · Esc cancels · empty text removes the correction.",
+            ),
+            self._guard_callback(functools.partial(self._save_correction, reply)),
+        )
+
+    def _save_correction(self, reply: AssistantMessage, text: str | None) -> None:
+        if text is None or reply.message is None or reply.message_id is None or self.store is None:
+            return
+        value: str | None = text if text.strip() else None
+        message = reply.message
+        if value is not None and value.strip() == message.text.strip() and message.correction is None:
+            self.notify("the text is unchanged; no correction stored", severity="warning")
+            return
+        if self.chat is not None and any(m.id == reply.message_id for m in self.chat.conversation.messages):
+            self.chat.correct(reply.message_id, value)
+        else:
+            self.store.set_correction(reply.message_id, value)
+        message.correction = value
+        reply.refresh_marks()
+        self.notify("correction saved" if value is not None else "correction removed")
+
+    @guarded
+    def action_copy_reply(self) -> None:
+        reply = self._finished_target("copy")
+        if reply is not None:
+            self.copy_to_clipboard(reply.text)
+            self.notify("reply copied to the clipboard")
+
+    @guarded
+    async def on_assistant_message_action_requested(self, event: AssistantMessage.ActionRequested) -> None:
+        event.stop()
+        if event.action == "up":
+            self.action_rate(1)
+        elif event.action == "down":
+            self.action_rate(-1)
+        elif event.action == "correct":
+            self.action_correct()
+        elif event.action == "copy":
+            self.action_copy_reply()
+
+
+    def report_error(self, error: BaseException, what: str) -> None:
+        """AssistantError: its line as a notification. Anything else is a bug: logged with its traceback."""
+        if not self.ui_alive:  # shutting down: a worker's late report found its widgets gone
+            log.debug("ignored while closing: %s: %s", what, error)
+            return
+        if isinstance(error, AssistantError):
+            self.notify(str(error), severity="error", markup=False, timeout=10)
+            return
+        log.error("%s failed", what, exc_info=error)
+        self.notify(
+            f"{what} failed: {type(error).__name__}: {error} (details in {user_paths().log_file})",
+            severity="error",
+            markup=False,
+            timeout=10,
+        )
+
+
+def _setup_logging() -> None:
+    """Log to the user data dir (Textual owns the terminal; tracebacks go to the file)."""
+    try:
+        paths = user_paths().ensure()
+        handler = logging.FileHandler(paths.log_file, encoding="utf-8")
+    except OSError:
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def run_app(
+    profile: str | None = None,
+    model: str | None = None,
+    chat_id: int | None = None,
+    adapter: str | None = None,
+) -> None:
+    """Run the terminal UI (what plain `assistant` does)."""
+    started = time.perf_counter()
+    _setup_logging()
+    AssistantApp(profile, model=model, chat_id=chat_id, adapter=adapter, started_at=started).run()

@@ -1,0 +1,81 @@
+"""What waits to be sent with the next message: images and document text, numbered and shown as chips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..images import LoadedImage
+
+
+@dataclass
+class Attachment:
+    """One chip: an image (ready to store) or a block of text (e.g. a PDF's text layer)."""
+
+    kind: Literal["image", "text"]
+    number: int
+    source: str
+    image: LoadedImage | None = None
+    text: str = ""
+
+    @property
+    def label(self) -> str:
+        """`[Image #1 cat.png 640x480]` or `[Text #1 report.pdf p.2 1,234 chars]`."""
+        if self.image is not None:
+            return f"[Image #{self.number} {self.source} {self.image.width}x{self.image.height}]"
+        return f"[Text #{self.number} {self.source} {len(self.text):,} chars]"
+
+
+@dataclass
+class Outgoing:
+    """What one message sends along with its question."""
+
+    images: list[LoadedImage] = field(default_factory=list)
+    context_text: str = ""
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Attachments:
+    """The pending chips, in order. Numbers count per kind and restart after each message."""
+
+    items: list[Attachment] = field(default_factory=list)
+    _next: dict[str, int] = field(default_factory=lambda: {"image": 1, "text": 1})
+
+    def add_image(self, image: LoadedImage) -> Attachment:
+        return self._add(Attachment("image", self._take_number("image"), image.source, image=image))
+
+    def add_text(self, text: str, source: str) -> Attachment:
+        return self._add(Attachment("text", self._take_number("text"), source, text=text))
+
+    def remove(self, attachment: Attachment) -> None:
+        if attachment in self.items:
+            self.items.remove(attachment)
+
+    def take(self) -> Outgoing:
+        """Everything pending, as the next message's images and context; the chips are cleared."""
+        images = [item.image for item in self.items if item.image is not None]
+        texts = [item for item in self.items if item.kind == "text"]
+        if len(texts) == 1:
+            context = texts[0].text
+        else:
+            context = "\n\n".join(f"[{item.source}]\n{item.text}" for item in texts)
+        outgoing = Outgoing(images=images, context_text=context, sources=[item.source for item in self.items])
+        self.clear()
+        return outgoing
+
+    def clear(self) -> None:
+        self.items.clear()
+        self._next = {"image": 1, "text": 1}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _take_number(self, kind: str) -> int:
+        number = self._next[kind]
+        self._next[kind] = number + 1
+        return number
+
+    def _add(self, attachment: Attachment) -> Attachment:
+        self.items.append(attachment)
+        return attachment

@@ -1,0 +1,213 @@
+"""TUI settings: every key binding (id, default keys, scope) and the user's overrides from config.toml.
+
+The user config file may hold
+
+    [keys]                 # binding id = "key" or "key1,key2" (or a list of keys)
+    toggle_sidebar = "f2"
+    send = "enter"
+
+    [tui]
+    theme = "nord"         # any Textual theme name
+    timings = true         # per-reply TTFT and tokens/s footer
+    images = "auto"        # auto, tgp, sixel, halfcell or unicode thumbnails
+
+Pure Python: no textual import, so the key table can be read (and tested) without starting the UI.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GLOBAL = "Anywhere"
+PROMPT = "Prompt"
+REPLY = "A selected reply"
+CHAT_LIST = "Chat list (sidebar)"
+SCOPES: tuple[str, ...] = (GLOBAL, PROMPT, REPLY, CHAT_LIST)
+
+IMAGE_RENDERERS: tuple[str, ...] = ("auto", "tgp", "sixel", "halfcell", "unicode")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One rebindable key binding: `id` is the name used in the [keys] table."""
+
+    id: str
+    keys: str
+    """Default keys, comma-separated, in Textual's key names (ctrl+b, escape, f1, shift+enter)."""
+    action: str
+    description: str
+    scope: str
+    label: str = ""
+    """A short name for the footer bar and the palette's key display (default: the description)."""
+    footer: bool = False
+    """Shown in the footer bar."""
+    priority: bool = False
+    """Checked before the focused widget's own keys."""
+    binding: bool = True
+    """False for keys the prompt handles itself, in order with the typed text (a Binding could overtake it)."""
+
+
+KEY_SPECS: tuple[KeySpec, ...] = (
+    KeySpec("help", "f1", "help", "This help: keys and commands", GLOBAL, label="Help", footer=True),
+    KeySpec("palette", "ctrl+p", "command_palette", "Command palette: every action", GLOBAL, label="Commands", priority=True),
+    KeySpec("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Chat list on/off", GLOBAL, label="Chats", footer=True),
+    KeySpec("new_chat", "ctrl+n", "new_chat", "New chat", GLOBAL, label="New chat", footer=True),
+    KeySpec("stop", "escape", "stop", "Stop the reply (its text is kept)", GLOBAL, label="Stop", footer=True),
+    KeySpec("regenerate", "ctrl+r", "regenerate", "Regenerate the last reply", GLOBAL, label="Regenerate", footer=True),
+    KeySpec("edit_last", "ctrl+o", "edit_last", "Edit and resend the last question", GLOBAL),
+    KeySpec("rate_up", "f2", "rate(1)", "Rate the reply +1 (again: clear)", GLOBAL),
+    KeySpec("rate_down", "f3", "rate(-1)", "Rate the reply -1 (again: clear)", GLOBAL),
+    KeySpec("correct", "f4", "correct", "Correct the reply (training data)", GLOBAL),
+    KeySpec("toggle_agent", "ctrl+t", "toggle_agent", "Agent mode on/off: the model may use tools", GLOBAL),
+    KeySpec("quit", "ctrl+q", "quit", "Quit", GLOBAL, label="Quit", footer=True, priority=True),
+    KeySpec("send", "enter", "submit", "Send, or run the /command", PROMPT, binding=False),
+    KeySpec("newline", "ctrl+j,shift+enter,alt+enter", "newline", "Insert a new line", PROMPT, binding=False),
+    KeySpec("complete", "tab", "complete", "Accept the completion", PROMPT, binding=False),
+    KeySpec("copy_reply", "c", "copy", "Copy the reply", REPLY),
+    KeySpec("rename_chat", "r", "rename", "Rename the chat", CHAT_LIST),
+    KeySpec("delete_chat", "d,delete", "delete", "Delete the chat (asks first)", CHAT_LIST),
+    KeySpec("export_chat", "e", "export", "Export the chat to Markdown", CHAT_LIST),
+)
+"""Every rebindable key, in the order the help screen lists them."""
+
+FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("↑ / ↓", "History (on the first / last line), menu", PROMPT),
+    ("Backspace", "At the start: remove the last chip", PROMPT),
+    ("Enter", "Open the highlighted chat", CHAT_LIST),
+    ("Tab / Shift+Tab", "Move: prompt, replies, chat list", GLOBAL),
+    ("Delete / click", "Remove a focused chip", PROMPT),
+    ("Esc", "Close a dialog or the menu", GLOBAL),
+    ("Ctrl+S", "Save in the editor", GLOBAL),
+    ("Y / N", "Answer a confirmation", GLOBAL),
+)
+"""Keys that belong to Textual widgets and dialogs (not rebindable), listed on the help screen."""
+
+
+def key_spec(binding_id: str) -> KeySpec:
+    for spec in KEY_SPECS:
+        if spec.id == binding_id:
+            return spec
+    raise KeyError(binding_id)
+
+
+@dataclass
+class TuiConfig:
+    """What the user configured for the TUI; `problems` are shown as warnings and the defaults used instead."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+    """Binding id -> comma-separated keys, overriding KEY_SPECS."""
+    theme: str = ""
+    timings: bool = True
+    images: str = "auto"
+    problems: list[str] = field(default_factory=list)
+
+    def keys_for(self, binding_id: str) -> str:
+        """The keys in effect for a binding id (the override, else the default)."""
+        return self.keys.get(binding_id) or key_spec(binding_id).keys
+
+
+def _key_list(value: Any) -> str | None:
+    if isinstance(value, str):
+        keys = [key.strip() for key in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        keys = [key.strip() for key in value]
+    else:
+        return None
+    keys = [key for key in keys if key]
+    return ",".join(keys) if keys else None
+
+
+def parse_tui_config(data: dict[str, Any], source: str = "config.toml") -> TuiConfig:
+    """Validate the [keys] and [tui] tables; anything wrong becomes a problem line, never an exception."""
+    config = TuiConfig()
+    known = {spec.id for spec in KEY_SPECS}
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        config.problems.append(f"[keys] in {source} must be a table of binding = \"key\"; it is ignored")
+        keys = {}
+    for binding_id, value in keys.items():
+        if binding_id not in known:
+            config.problems.append(
+                f"unknown key binding {binding_id!r} in [keys] of {source}; known ids: {', '.join(sorted(known))}"
+            )
+            continue
+        parsed = _key_list(value)
+        if parsed is None:
+            config.problems.append(f"[keys] {binding_id} in {source} must be a key name like \"ctrl+b\"; ignored")
+            continue
+        config.keys[binding_id] = parsed
+    tui = data.get("tui", {})
+    if not isinstance(tui, dict):
+        config.problems.append(f"[tui] in {source} must be a table; it is ignored")
+        tui = {}
+    theme = tui.get("theme", "")
+    if isinstance(theme, str):
+        config.theme = theme.strip()
+    else:
+        config.problems.append(f"[tui] theme in {source} must be a theme name (a string); ignored")
+    timings = tui.get("timings", True)
+    if isinstance(timings, bool):
+        config.timings = timings
+    else:
+        config.problems.append(f"[tui] timings in {source} must be true or false; ignored")
+    images = tui.get("images", "auto")
+    if images in IMAGE_RENDERERS:
+        config.images = images
+    else:
+        config.problems.append(f"[tui] images in {source} must be one of {', '.join(IMAGE_RENDERERS)}; using auto")
+    return config
+
+
+def load_tui_config(path: Path | None = None) -> TuiConfig:
+    """Read the TUI settings from the user's config file (a missing file means all defaults)."""
+    if path is None:
+        from ..paths import user_paths
+
+        path = user_paths().config_file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return TuiConfig()
+    except OSError as error:
+        return TuiConfig(problems=[f"cannot read {path}: {error.strerror or error}; using the default keys"])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        return TuiConfig(problems=[f"{path} is not valid TOML ({error}); using the default keys"])
+    return parse_tui_config(data, str(path))
+
+
+def key_label(keys: str) -> str:
+    """Textual key names as people read them: `ctrl+b,escape` -> `Ctrl+B / Esc`."""
+    names = {
+        "escape": "Esc",
+        "enter": "Enter",
+        "backspace": "Backspace",
+        "delete": "Delete",
+        "tab": "Tab",
+        "up": "↑",
+        "down": "↓",
+        "left": "←",
+        "right": "→",
+        "pageup": "PgUp",
+        "pagedown": "PgDn",
+        "space": "Space",
+    }
+    labels = []
+    for key in keys.split(","):
+        parts = key.strip().split("+")
+        shown = []
+        for part in parts:
+            if part in names:
+                shown.append(names[part])
+            elif len(part) == 1:
+                shown.append(part.upper() if len(parts) > 1 else part)
+            elif part[0] == "f" and part[1:].isdigit():
+                shown.append(part.upper())
+            else:
+                shown.append(part.title())
+        labels.append("+".join(shown))
+    return " / ".join(labels)

@@ -1,0 +1,1 @@
+"""Modal screens: help, confirmations, text prompts, the editor and the error dialog."""

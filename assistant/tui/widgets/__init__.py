@@ -1,0 +1,1 @@
+"""The widgets of the chat screen: chat log, prompt, sidebar, status bar, thumbnails."""

@@ -1,0 +1,100 @@
+"""`assistant ask --agent` on a scripted model: steps on stderr, answer on stdout, confirmation paths."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from agenthelpers import ScriptedEngine
+
+from assistant import Assistant
+from assistant.cli import main
+from assistant.paths import user_paths
+from assistant.permissions import read_allow_list
+from assistant.store import Store
+from xvfb import requires_xvfb
+
+SHOT = '<tool_call>{"name": "screenshot", "arguments": {"monitor": 1}}</tool_call>'
+
+
+@pytest.fixture
+def script(monkeypatch):
+    """Replies the CLI's model will give, in order."""
+    engine = ScriptedEngine([])
+    monkeypatch.setattr(Assistant, "load", lambda self, progress=None: engine)
+    return engine
+
+
+def run(capsys, *args):
+    code = main(["ask", "--profile", "tiny-smolvlm", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.xvfb
+@requires_xvfb
+def test_agent_with_yes_prints_each_step_and_the_answer(capsys, script, xvfb_display):
+    xvfb_display.paint_solid((0, 128, 0))
+    script.script += [SHOT, "A green screen."]
+    code, out, err = run(capsys, "--agent", "--yes", "What is on my screen?")
+    assert code == 0, err
+    assert out == "A green screen.\n"
+    lines = err.splitlines()
+    assert lines[0] == '[step 1] call screenshot {"monitor": 1} - needs confirmation'
+    assert lines[1] == "[step 1] screenshot: pre-approved (--yes)"
+    assert lines[2] == "[step 1] screenshot result: Screenshot (screenshot monitor 1, 640x480 pixels); it is image 1 of this chat. [+1 image]"
+    assert lines[3].startswith("[chat 1 · ") and lines[3].endswith("· 1 tool steps]")
+    with Store.open_default() as store:
+        messages = store.get_conversation(1).messages
+        assert [m.role for m in messages] == ["user", "assistant", "tool", "assistant"]
+        assert store.open_image(messages[2].images[0]).getpixel((5, 5)) == (0, 128, 0)
+
+
+def test_without_yes_and_without_a_terminal_confirmation_tools_are_denied(capsys, script, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    script.script += [SHOT, "I could not look."]
+    code, out, err = run(capsys, "--agent", "What is on my screen?")
+    assert code == 0, err
+    assert "[step 1] screenshot: denied: confirmation needed but nobody can answer (pass --yes to pre-approve)" in err
+    assert "[step 1] screenshot error: error: screenshot was not run" in err
+    assert out == "I could not look.\n"
+
+
+@pytest.mark.parametrize("answer, decision", [("n", "denied"), ("y", "approved"), ("a", "approved, always allowed")])
+def test_terminal_prompt_decides(capsys, script, monkeypatch, answer, decision):
+    monkeypatch.setattr("sys.stdin", FakeTerminal(answer + "\n"))
+    taken = []
+    monkeypatch.setattr("assistant_plugins.screenshot.capture", lambda request: taken.append(request))
+    script.script += [SHOT, "ok"]
+    code, out, err = run(capsys, "--agent", "What is on my screen?")
+    assert code == 0, err
+    assert 'screenshot wants to run (it captures your screen) with {"monitor": 1}' in err
+    assert f"[step 1] screenshot: {decision}" in err
+    assert len(taken) == (0 if answer == "n" else 1)
+    assert read_allow_list(user_paths().config_file) == (["screenshot"] if answer == "a" else [])
+
+
+def test_step_limit_and_failures_are_reported(capsys, script):
+    call = '<tool_call>{"name": "zoom", "arguments": {"box": [0, 0, 1, 1]}}</tool_call>'
+    script.script += [call, call]
+    code, out, err = run(capsys, "--agent", "--max-steps", "1", "Zoom forever")
+    assert code == 0, err
+    assert "stopped: the step limit was reached after 1 tool steps (raise it with --max-steps)" in err
+    assert out == ""
+
+    def boom(messages):
+        raise RuntimeError("model exploded")
+
+    script.script.append(boom)
+    code, out, err = run(capsys, "--agent", "Hi")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: generation failed: RuntimeError: model exploded")
+
+
+def test_agent_options_need_agent(capsys, script):
+    code, _, err = run(capsys, "--yes", "Hi")
+    assert code == 2 and err.strip() == "error: --yes and --max-steps work with --agent; add --agent to let the model use tools"

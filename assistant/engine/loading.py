@@ -145,8 +145,19 @@ def _progress_tqdm(progress: Progress) -> Any:
     return ProgressTqdm
 
 
-def load_model(profile: Profile, progress: Progress | None = None) -> LoadedModel:
-    """Load processor + model for a profile. Missing models give one actionable AssistantError."""
+def load_model(
+    profile: Profile,
+    progress: Progress | None = None,
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """Load processor + model for a profile. Missing models give one actionable AssistantError.
+
+    `device`/`dtype` override the profile's; `model_kwargs` go to `from_pretrained` (the fine-tune plugin passes
+    a 4-bit `quantization_config` and a `device_map`, which then places the weights itself).
+    """
     configure_torch_threads()
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as transformers_logging
@@ -163,10 +174,12 @@ def load_model(profile: Profile, progress: Progress | None = None) -> LoadedMode
         raise
     except Exception as error:  # hub errors come in many classes; all mean "not available"
         raise missing_model_error(profile, source, error) from None
-    device = resolve_device(profile.model.device)
-    dtype = resolve_dtype(profile.model.dtype, device)
+    device = device or resolve_device(profile.model.device)
+    dtype = dtype if dtype is not None else resolve_dtype(profile.model.dtype, device)
+    extra = dict(model_kwargs or {})
     if progress:
-        progress(f"loading {profile.model_label} on {device}", None)
+        quantised = " in 4-bit" if "quantization_config" in extra else ""
+        progress(f"loading {profile.model_label}{quantised} on {device}", None)
     try:
         config = AutoConfig.from_pretrained(local_dir, trust_remote_code=trust)
         processor = AutoProcessor.from_pretrained(local_dir, trust_remote_code=trust)
@@ -176,6 +189,7 @@ def load_model(profile: Profile, progress: Progress | None = None) -> LoadedMode
             attn_implementation=profile.model.attn_implementation,
             trust_remote_code=trust,
             use_safetensors=True,
+            **extra,
         )
     except ValueError as error:
         if "trust_remote_code" in str(error):
@@ -189,7 +203,8 @@ def load_model(profile: Profile, progress: Progress | None = None) -> LoadedMode
             f"cannot load model {source}: {str(error).splitlines()[0]}; it must hold safetensors weights "
             "and a processor config"
         ) from None
-    model.to(device)
+    if "device_map" not in extra:
+        model.to(device)
     model.eval()
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     limit = profile.chat.context_limit or int(getattr(text_config, "max_position_embeddings", 0) or 8192)

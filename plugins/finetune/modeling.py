@@ -66,18 +66,10 @@ def load_4bit(
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise AssistantError("--4bit needs the bitsandbytes package: pip install bitsandbytes") from None
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
-    from assistant.engine.loading import LoadedModel, download_model, missing_model_error, model_source
+    from assistant.engine.loading import load_model
 
-    source = model_source(profile, relay)
-    try:
-        local_dir = download_model(source, profile.model.revision or "main", relay)
-    except AssistantError:
-        raise
-    except Exception as error:  # hub errors come in many classes; all mean "not available"
-        raise missing_model_error(profile, source, error) from None
-    relay = relay or (lambda message, fraction: None)
     on_cuda = device == "cuda"
     compute = torch.bfloat16 if not on_cuda or torch.cuda.is_bf16_supported() else torch.float16
     quantization = BitsAndBytesConfig(
@@ -87,29 +79,12 @@ def load_4bit(
         bnb_4bit_compute_dtype=compute,
         llm_int8_skip_modules=_NOT_QUANTISED,
     )
-    relay(f"loading {profile.model_label} in 4-bit on {device}", None)
-    trust = bool(profile.model.trust_remote_code)
-    config = AutoConfig.from_pretrained(local_dir, trust_remote_code=trust)
-    processor = AutoProcessor.from_pretrained(local_dir, trust_remote_code=trust)
-    model = AutoModelForImageTextToText.from_pretrained(
-        local_dir,
-        quantization_config=quantization,
-        dtype=compute,
-        device_map={"": 0 if on_cuda else device},
-        attn_implementation=profile.model.attn_implementation,
-        trust_remote_code=trust,
-        use_safetensors=True,
-    )
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return LoadedModel(
-        model=model,
-        processor=processor,
-        profile=profile,
-        source=source,
+    return load_model(
+        profile,
+        relay,
         device=device,
         dtype=compute,
-        family=str(getattr(config, "model_type", "")),
-        context_limit=profile.chat.context_limit or int(getattr(text_config, "max_position_embeddings", 0) or 8192),
+        model_kwargs={"quantization_config": quantization, "device_map": {"": 0 if on_cuda else device}},
     )
 
 

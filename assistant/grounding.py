@@ -80,6 +80,7 @@ def model_input_size(assistant: Any, image: ImagePart) -> tuple[int, int] | None
     """The size the model saw the image at, for formats in absolute input pixels (Qwen2.5-VL)."""
     if not assistant.loaded:
         return None
+    from .engine import executor
     from .engine.inputs import model_input_size as engine_input_size
 
-    return engine_input_size(assistant.engine.loaded, assistant.store.open_image(image))
+    return executor.run(engine_input_size, assistant.engine.loaded, assistant.store.open_image(image))

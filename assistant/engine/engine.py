@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from ..conversation import Message
 from ..errors import AssistantError
 from ..profiles import GenerationSettings, Profile
+from . import executor
 from .cache import ConversationCache
 from .generation import TextStream, sampling_kwargs
 from .inputs import ImageOpener, PromptInputs, build_inputs
@@ -40,7 +41,7 @@ class Engine:
 
     @classmethod
     def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":
-        return cls(load_model(profile, progress))
+        return cls(executor.run(load_model, profile, progress))
 
     @property
     def info(self) -> EngineInfo:
@@ -102,24 +103,40 @@ class Engine:
         with self._lock:
             if self._active is not None and self._active.running:
                 raise AssistantError("a reply is still being generated; wait for it or stop it (Esc) first")
-            kwargs = sampling_kwargs(settings, max_new_tokens)
-            inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt, tools)
-            tokenizer = self.loaded.tokenizer
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            kwargs.setdefault("pad_token_id", pad)
-            plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
-            if plan.past_key_values is not None:
-                kwargs["past_key_values"] = plan.past_key_values
-            adapter = self.loaded.adapter
-
-            def remember(stream: TextStream) -> None:
-                self.cache.remember(self.loaded, stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
-
-            stream = TextStream(
-                self.loaded.model, tokenizer, plan.model_inputs, kwargs, started_at=started_at, on_finish=remember
+            stream, inputs, dropped = executor.run(
+                self._start, messages, open_image, settings, max_new_tokens, system_prompt, started_at, tools
             )
-            stream.stats.reused_tokens = plan.prefix
             self._active = stream
+        return stream, inputs, dropped
+
+    def _start(
+        self,
+        messages: Sequence[Message],
+        open_image: ImageOpener,
+        settings: GenerationSettings,
+        max_new_tokens: int | None,
+        system_prompt: str,
+        started_at: float,
+        tools: Sequence[dict] | None,
+    ) -> tuple[TextStream, PromptInputs, int]:
+        """On the engine thread: build the inputs, plan cache reuse and queue generation."""
+        kwargs = sampling_kwargs(settings, max_new_tokens)
+        inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt, tools)
+        tokenizer = self.loaded.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        kwargs.setdefault("pad_token_id", pad)
+        plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
+        if plan.past_key_values is not None:
+            kwargs["past_key_values"] = plan.past_key_values
+        adapter = self.loaded.adapter
+
+        def remember(stream: TextStream) -> None:
+            self.cache.remember(self.loaded, stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
+
+        stream = TextStream(
+            self.loaded.model, tokenizer, plan.model_inputs, kwargs, started_at=started_at, on_finish=remember
+        )
+        stream.stats.reused_tokens = plan.prefix
         return stream, inputs, dropped
 
     def invalidate_cache(self) -> None:
@@ -133,7 +150,8 @@ class Engine:
         system_prompt: str = "",
         tools: Sequence[dict] | None = None,
     ) -> int:
-        return build_inputs(self.loaded, messages, open_image, system_prompt, tools).prompt_tokens
+        inputs = executor.run(build_inputs, self.loaded, messages, open_image, system_prompt, tools)
+        return inputs.prompt_tokens
 
 
 def _next_turn_start(messages: Sequence[Message]) -> int | None:

@@ -71,7 +71,7 @@ class _Clock:
 class TextStream:
     """Iterate to receive text pieces as they are generated; `stats` is complete once iteration ends.
 
-    Generation runs on a daemon thread. `cancel()` (any thread) stops it after the current token;
+    Generation runs on the engine thread (see engine.executor). `cancel()` (any thread) stops it after the current token;
     the text produced so far is kept and `stats.stopped` is True. Errors raised by generate are re-raised
     from the iterator.
     """
@@ -108,8 +108,10 @@ class TextStream:
         kwargs["return_dict_in_generate"] = True
         kwargs["streamer"] = self._streamer
         kwargs["stopping_criteria"] = StoppingCriteriaList([self._clock])
-        self._thread = threading.Thread(target=self._run, args=(model, kwargs), daemon=True, name="generate")
-        self._thread.start()
+        from .executor import submit
+
+        self._done = threading.Event()
+        submit(self._run, model, kwargs)
 
     def _run(self, model: Any, kwargs: dict[str, Any]) -> None:
         import torch
@@ -120,11 +122,13 @@ class TextStream:
         except BaseException as error:  # noqa: BLE001 - re-raised on the consumer's thread
             self._error = error
             self._streamer.end()
+        finally:
+            self._done.set()
 
     @property
     def running(self) -> bool:
         """True while the generate thread works (an abandoned stream stops counting once its thread ends)."""
-        return not self.finished and self._thread.is_alive()
+        return not self.finished and not self._done.is_set()
 
     def cancel(self) -> None:
         self._stop.set()
@@ -139,7 +143,7 @@ class TextStream:
             try:
                 piece = self._streamer.text_queue.get(timeout=queue_get_timeout)
             except queue.Empty:
-                if not self._thread.is_alive() and self._streamer.text_queue.empty():
+                if self._done.is_set() and self._streamer.text_queue.empty():
                     break
                 continue
             if piece is self._streamer.stop_signal:
@@ -147,7 +151,7 @@ class TextStream:
             if piece:
                 self.text += piece
                 yield piece
-        self._thread.join()
+        self._done.wait()
         self._finish()
         self.finished = True
         if self._error is not None:

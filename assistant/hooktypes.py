@@ -72,6 +72,21 @@ class PageText:
 
 # --- registrations ---------------------------------------------------------------------------
 
+@dataclass
+class ProgressView:
+    """A snapshot of long-running plugin work, for the TUI's progress screen (e.g. /train)."""
+
+    title: str
+    completed: float = 0
+    total: float | None = None
+    """None: unknown (an indeterminate bar)."""
+    status: str = ""
+    """One line under the bar (loss, samples/s, ETA...)."""
+    series: list[float] = field(default_factory=list)
+    """Values to plot live (e.g. the training loss per step)."""
+    finished: bool = False
+
+
 class SlashContext(Protocol):
     """What a TUI /command may do. The TUI implements it; plugins only ever see this protocol."""
 
@@ -100,6 +115,9 @@ class SlashContext(Protocol):
 
     def ask_password(self, prompt: str, done: Callable[[str | None], None]) -> None:
         """Ask the user for a secret (e.g. a PDF password); `done(None)` when cancelled."""
+
+    def show_progress(self, poll: Callable[[], ProgressView], stop: Callable[[], None] | None = None) -> None:
+        """Open a progress screen that calls `poll()` twice a second; `stop` (if given) is offered as a button."""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ class AppSlashContext:
     def ask_password(self, prompt: str, done: Callable[["str | None"], None]) -> None:
         self._on_ui(self._app.ask_secret, prompt, done)
 
+    def show_progress(self, poll: Callable[[], Any], stop: Callable[[], None] | None = None) -> None:
+        from .screens.progress import ProgressScreen
+
+        self._on_ui(self._app.push_screen, ProgressScreen(poll, stop))
+
     def _on_ui(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if threading.get_ident() == self._app.ui_thread:
             function(*args, **kwargs)

@@ -77,6 +77,27 @@ RUNNING: dict[str, RunningTraining] = {}
 """Adapter name -> run, while /train works on it in this process."""
 
 
+def progress_view(name: str, run: RunningTraining) -> Any:
+    """What the TUI's progress screen shows for a /train run: steps, loss line and the live loss plot."""
+    from assistant.hooktypes import ProgressView
+
+    from .commands import progress_line
+
+    latest = run.notifier.latest
+    finished = name not in RUNNING
+    if latest is None or not latest.total_steps:
+        status = latest.message if latest is not None and latest.message else "preparing…"
+        return ProgressView(f"Training adapter {name}", status=status, finished=finished)
+    return ProgressView(
+        title=f"Training adapter {name}",
+        completed=latest.step,
+        total=latest.total_steps,
+        status=progress_line(latest, width=10),
+        series=list(run.notifier.history),
+        finished=finished or latest.phase == "done",
+    )
+
+
 def _status_or_stop(context: Any, words: list[str]) -> None:
     from .commands import progress_line
 
@@ -102,6 +123,13 @@ def run_train(context: Any, argument: str) -> None:
     from .trainer import train_adapter
 
     words = argument.split()
+    if words and words[0] == "show":
+        name = words[1] if len(words) > 1 else next(iter(sorted(RUNNING)), None)
+        if name is None or name not in RUNNING:
+            raise AssistantError("no training is running; start one with /train --name NAME ...")
+        run = RUNNING[name]
+        context.show_progress(lambda: progress_view(name, run), run.stop.set)
+        return
     if words and words[0] in ("stop", "status"):
         _status_or_stop(context, words)
         return
@@ -112,7 +140,10 @@ def run_train(context: Any, argument: str) -> None:
     notifier = ProgressNotifier(lambda message, severity: context.notify(message, severity))
     running = RunningTraining(threading.Event(), notifier)
     RUNNING[config.name] = running
-    context.notify(f"training adapter {config.name} in the background… (/train stop {config.name} to pause)")
+    context.notify(f"training adapter {config.name} in the background… (/train show, /train stop {config.name})")
+    show = getattr(context, "show_progress", None)
+    if show is not None:
+        show(lambda: progress_view(config.name, running), running.stop.set)
 
     def work() -> TrainResult:
         try:

@@ -7,12 +7,20 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from xvfb import xvfb_display, xvfb_server  # noqa: F401  (fixtures: a real virtual X display)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# Property tests run the same examples on every CI run (no flaky discoveries at merge time);
+# HYPOTHESIS_PROFILE=explore searches new examples locally.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", derandomize=False, deadline=None, max_examples=1000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class NetworkBlocked(RuntimeError):

@@ -74,7 +74,7 @@ def test_malformed_calls_come_back_with_an_error_not_an_exception():
         assert "screenshot" in call.error or "tool name" in call.error or "arguments" in call.error
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(list('<>/{}[]":, abtool_cnme\\\n') + ["<tool_call>", "</tool_call>", '"name"',
                                   '"tool"', '"arguments"'])).map("".join))
 def test_parsing_never_raises(text):

@@ -376,17 +376,10 @@ def bench(profile: str, runs: int, new_tokens: int, threads: int | None, pipelin
 # --- entry point ------------------------------------------------------------------------------
 
 def _add_plugin_commands() -> None:
+    """Let plugins add subcommands; a third-party plugin that raises is recorded, the others still register."""
     from .plugins import get_plugin_manager
 
-    manager = get_plugin_manager()
-    for impl in reversed(manager.hook.register_commands.get_hookimpls()):
-        name = manager.pm.get_name(impl.plugin)
-        try:
-            impl.function(cli=cli)
-        except Exception as error:  # noqa: BLE001 - a plugin's CLI bug must not hide the others
-            if name in manager.builtin:
-                raise
-            manager._fail(str(name), "register_commands", error)
+    get_plugin_manager().collect("register_commands", cli=cli)
 
 
 def main(argv: list[str] | None = None) -> int:

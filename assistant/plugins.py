@@ -187,16 +187,19 @@ def create_plugin_manager(
                 pm.register(plugin, name=entry_point.name)
             except Exception as error:  # noqa: BLE001 - a broken plugin must not take the app down
                 manager._fail(entry_point.name, "import", error)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as error:
-        # A third-party plugin with a misspelt hook: unregister it loudly, keep the rest running.
-        offender = getattr(error, "plugin", None)
-        name = pm.get_name(offender) if offender is not None else "unknown"
-        if name in manager.builtin:
-            raise
-        pm.unregister(offender)
-        manager._fail(str(name), "register", error)
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as error:
+            # A third-party plugin with a misspelt hook: unregister it loudly, keep the rest running.
+            # check_pending names one offender at a time, so look again until none is left.
+            offender = getattr(error, "plugin", None)
+            name = pm.get_name(offender) if offender is not None else None
+            if offender is None or name in manager.builtin:
+                raise
+            pm.unregister(offender)
+            manager._fail(str(name), "register", error)
     return manager
 
 

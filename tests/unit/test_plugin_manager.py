@@ -90,3 +90,31 @@ def test_misspelt_hook_fails_loudly():
     manager = create_plugin_manager(builtins=(), load_entry_points=False)
     with pytest.raises(pluggy.PluginValidationError):
         manager.register(Misspelt(), name="misspelt")
+
+
+def test_several_misspelt_third_party_plugins_are_all_isolated(monkeypatch):
+    """check_pending reports one offender at a time: every one must be unregistered, the rest keep working."""
+    import assistant.plugins as plugins_module
+
+    class Typo1:
+        @hookimpl
+        def register_comands(self, cli):
+            pass
+
+    class Typo2:
+        @hookimpl
+        def capture_screenshots(self, request):
+            pass
+
+    class EntryPoint:
+        def __init__(self, name, plugin):
+            self.name, self._plugin = name, plugin
+
+        def load(self):
+            return self._plugin
+
+    found = [EntryPoint("typo1", Typo1()), EntryPoint("typo2", Typo2()), EntryPoint("greeter", Greeter())]
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: found)
+    manager = create_plugin_manager(builtins=())
+    assert sorted(failure.name for failure in manager.failures) == ["typo1", "typo2"]
+    assert [command.name for command in manager.collect("register_slash_commands")] == ["hello"]

@@ -334,6 +334,7 @@ class ReplyStream:
         self.reply: Reply | None = None
         self._cancel = threading.Event()
         self._text_stream: Any = None
+        self._input_sizes: dict[str, tuple[int, int]] = {}
         self.text = ""
 
     def cancel(self) -> None:
@@ -359,6 +360,7 @@ class ReplyStream:
                 started_at=started,
                 **options,
             )
+            self._input_sizes = inputs.input_sizes
             if self._cancel.is_set():
                 self._text_stream.cancel()
             self.message.meta.extra["reused_tokens"] = self._text_stream.stats.reused_tokens
@@ -420,7 +422,7 @@ class ReplyStream:
         from .grounding import ground_reply
 
         try:
-            grounding = ground_reply(self.chat, meta.extra.get("raw_text") or self.text)
+            grounding = ground_reply(self.chat, meta.extra.get("raw_text") or self.text, self._input_sizes)
         except AssistantError as error:
             meta.extra.setdefault("notes", []).append(str(error))
             return None

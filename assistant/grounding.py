@@ -57,8 +57,13 @@ def parse_with_fallback(
     return grounding
 
 
-def ground_reply(chat: "Chat", text: str) -> "Grounding | None":
-    """Geometry in the reply, in pixels of the chat's most recent image; None when there is no image."""
+def ground_reply(
+    chat: "Chat", text: str, input_sizes: dict[str, tuple[int, int]] | None = None
+) -> "Grounding | None":
+    """Geometry in the reply, in pixels of the chat's most recent image; None when there is no image.
+
+    `input_sizes` (from the prompt the reply answered) saves running the image processor again.
+    """
     image = last_image(chat.conversation.messages)
     if image is None:
         return None
@@ -67,7 +72,8 @@ def ground_reply(chat: "Chat", text: str) -> "Grounding | None":
     if not formats:
         return None
     settings = assistant.profile.grounding
-    input_size = model_input_size(assistant, image)
+    known = input_sizes or {}
+    input_size = known[image.sha256] if image.sha256 in known else model_input_size(assistant, image)
     grounding = parse_with_fallback(
         formats, settings.format, settings.coordinates, text, (image.width, image.height), input_size
     )

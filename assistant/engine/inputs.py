@@ -31,6 +31,8 @@ class PromptInputs:
     images: list["Image"] = field(default_factory=list)
     image_keys: list[str] = field(default_factory=list)
     """Content hashes of `images`, in order (the KV cache checks them before reusing work)."""
+    input_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """(width, height) each image was resized to, by content hash, for patch-grid processors (Qwen2-VL)."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -222,9 +224,24 @@ def build_inputs(
         call["images"] = [images]
         call.update(image_kwargs(loaded))
     tensors = processor(**call)
+    keys = [part.sha256 for part in parts]
+    sizes = grid_sizes(loaded, tensors.get("image_grid_thw"))
     return PromptInputs(
-        tensors=tensors.to(loaded.device), prompt=prompt, images=images, image_keys=[p.sha256 for p in parts]
+        tensors=tensors.to(loaded.device),
+        prompt=prompt,
+        images=images,
+        image_keys=keys,
+        input_sizes=dict(zip(keys, sizes)),
     )
+
+
+def grid_sizes(loaded: "LoadedModel", grids: Any) -> list[tuple[int, int]]:
+    """(width, height) in pixels of each image's patch grid (`image_grid_thw` rows); [] for other processors."""
+    processor = getattr(loaded.processor, "image_processor", None)
+    if grids is None or processor is None or not hasattr(processor, "patch_size"):
+        return []
+    patch = int(processor.patch_size)
+    return [(int(cols) * patch, int(rows) * patch) for _, rows, cols in grids.tolist()]
 
 
 def model_input_size(loaded: "LoadedModel", image: "Image") -> tuple[int, int] | None:
@@ -237,9 +254,5 @@ def model_input_size(loaded: "LoadedModel", image: "Image") -> tuple[int, int] |
     if processor is None or not hasattr(processor, "merge_size"):
         return None
     output = processor(images=[image], return_tensors="pt", **image_kwargs(loaded))
-    grid = output.get("image_grid_thw")
-    if grid is None:
-        return None
-    _, rows, cols = (int(v) for v in grid[0].tolist())
-    patch = int(processor.patch_size)
-    return cols * patch, rows * patch
+    sizes = grid_sizes(loaded, output.get("image_grid_thw"))
+    return sizes[0] if sizes else None

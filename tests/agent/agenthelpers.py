@@ -13,6 +13,7 @@ from PIL import Image
 from assistant import Assistant
 from assistant.conversation import Message
 from assistant.engine.generation import GenerationStats
+from assistant.engine.inputs import PromptInputs
 from assistant.hooktypes import Tool, ToolResult
 from assistant.profiles import load_profile
 
@@ -88,7 +89,8 @@ class ScriptedEngine:
         item = self.script.pop(0)
         text = item(messages) if callable(item) else item
         wait = self.wait_for_cancel_at == len(self.prompts)
-        return ScriptedTextStream(text, wait_for_cancel=wait), None, 0
+        # No tensors: the scripted engine never runs a processor (an empty PromptInputs keeps the contract).
+        return ScriptedTextStream(text, wait_for_cancel=wait), PromptInputs(tensors=None, prompt=""), 0
 
 
 def scripted_assistant(script: Sequence[Script], tools: Sequence[Tool] = (), **engine_options: Any) -> tuple[Assistant, ScriptedEngine]:

@@ -99,3 +99,20 @@ def test_qwen_reply_grounding_uses_special_tokens(tmp_path):
     raw = "<|object_ref_start|>the square<|object_ref_end|><|box_start|>(250,250),(750,750)<|box_end|>"
     (box,) = ground_reply(chat, raw).shapes
     assert (round(box.x1), round(box.y1), round(box.x2), round(box.y2)) == (125, 100, 375, 300)
+
+
+def test_prompt_records_the_size_the_model_saw_each_image(tmp_path):
+    """Qwen2-VL: the prompt's patch grid gives each image's input size, the same as processing it alone."""
+    from assistant.engine.inputs import build_inputs, model_input_size
+
+    bot = Assistant.from_profile("tiny-qwen2vl", plugins=create_plugin_manager(load_entry_points=False))
+    chat = bot.chat()
+    chat.ask("One", images=[make_image(tmp_path / "a.png", (500, 400))], max_new_tokens=2)
+    chat.ask("Two", images=[make_image(tmp_path / "b.png", (300, 700), "blue")], max_new_tokens=2)
+    loaded = bot.engine.loaded
+    inputs = build_inputs(loaded, chat.messages, bot.store.open_image)
+    parts = chat.conversation.images
+    assert list(inputs.input_sizes) == [part.sha256 for part in parts]
+    for part in parts:
+        assert inputs.input_sizes[part.sha256] == model_input_size(loaded, bot.store.open_image(part))
+    assert inputs.input_sizes[parts[0].sha256] != inputs.input_sizes[parts[1].sha256]

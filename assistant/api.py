@@ -370,6 +370,8 @@ class ReplyStream:
                 self.text += piece
                 yield piece
             stats = self._text_stream.stats
+            if stats.fast_steps:
+                self.message.meta.extra["fast_decode_steps"] = stats.fast_steps
         except AssistantError as error:
             self._finish(status="failed", error=str(error))
             raise

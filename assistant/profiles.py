@@ -55,6 +55,9 @@ class GenerationSettings:
     """0 means greedy decoding."""
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    fast_decode: bool = True
+    """Decode through the engine's fused one-token step (Llama/Qwen2 text models on the CPU; see
+    engine/decoding.py); false: transformers' own forward for every token."""
 
 
 @dataclass

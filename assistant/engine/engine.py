@@ -12,6 +12,7 @@ from ..errors import AssistantError
 from ..profiles import GenerationSettings, Profile
 from . import executor
 from .cache import ConversationCache
+from .decoding import FastDecoder, build_fast_decoder
 from .generation import TextStream, sampling_kwargs
 from .inputs import ImageOpener, PromptInputs, build_inputs
 from .loading import LoadedModel, Progress, load_model
@@ -38,6 +39,11 @@ class Engine:
         self.cache = ConversationCache(enabled=reuse_cache)
         self._active: TextStream | None = None
         self._lock = threading.Lock()
+        self.decoder: FastDecoder | None = None
+        """The fused one-token decode step (None: the model's family or device is not supported, or the
+        profile turned it off)."""
+        if loaded.profile.generation.fast_decode:
+            self.decoder = executor.run(build_fast_decoder, loaded.model, loaded.device)
 
     @classmethod
     def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":
@@ -133,11 +139,27 @@ class Engine:
         def remember(stream: TextStream) -> None:
             self.cache.remember(self.loaded, stream.sequences, stream.past_key_values, inputs.image_keys, adapter)
 
+        decoder = self._fast_decoder()
         stream = TextStream(
-            self.loaded.model, tokenizer, plan.model_inputs, kwargs, started_at=started_at, on_finish=remember
+            self.loaded.model,
+            tokenizer,
+            plan.model_inputs,
+            kwargs,
+            started_at=started_at,
+            on_finish=remember,
+            decoder=decoder,
         )
         stream.stats.reused_tokens = plan.prefix
         return stream, inputs, dropped
+
+    def _fast_decoder(self) -> FastDecoder | None:
+        """The fused step for this reply: none under an active LoRA adapter (it changes the projections);
+        rebuilt when the model's weights were replaced since (e.g. `model.to(dtype)`)."""
+        if self.decoder is None or self.loaded.adapter is not None:
+            return None
+        if not self.decoder.matches(self.loaded.model):
+            self.decoder = build_fast_decoder(self.loaded.model, self.loaded.device)
+        return self.decoder
 
     def invalidate_cache(self) -> None:
         """Forget the cached conversation (after an adapter switch or a model change)."""

@@ -28,6 +28,8 @@ class GenerationStats:
     output_ids: list[int] = field(default_factory=list)
     reused_tokens: int = 0
     """Prompt tokens served from the conversation's KV cache instead of being recomputed."""
+    fast_steps: int = 0
+    """Tokens computed by the engine's fused decode step (engine.decoding); 0 when transformers' forward ran."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -71,7 +73,8 @@ class _Clock:
 class TextStream:
     """Iterate to receive text pieces as they are generated; `stats` is complete once iteration ends.
 
-    Generation runs on the engine thread (see engine.executor). `cancel()` (any thread) stops it after the current token;
+    Generation runs on the engine thread (see engine.executor); with a `decoder` (engine.decoding) its
+    one-token steps run through the fused step. `cancel()` (any thread) stops it after the current token;
     the text produced so far is kept and `stats.stopped` is True. Errors raised by generate are re-raised
     from the iterator.
     """
@@ -84,6 +87,7 @@ class TextStream:
         generate_kwargs: dict[str, Any],
         started_at: float | None = None,
         on_finish: Callable[["TextStream"], None] | None = None,
+        decoder: Any = None,
     ) -> None:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -108,6 +112,13 @@ class TextStream:
         kwargs["return_dict_in_generate"] = True
         kwargs["streamer"] = self._streamer
         kwargs["stopping_criteria"] = StoppingCriteriaList([self._clock])
+        self.fast_loop: Any = None
+        """The fused decode loop generating this reply, or None for transformers' own (engine.decoding)."""
+        if decoder is not None:
+            from .decoding import FastDecodeLoop
+
+            self.fast_loop = FastDecodeLoop(decoder, self._streamer)
+            kwargs["custom_generate"] = self.fast_loop
         from .executor import submit
 
         self._done = threading.Event()
@@ -173,6 +184,8 @@ class TextStream:
         if self._clock.first is not None:
             stats.ttft_s = self._clock.first - self._start
             stats.decode_s = (self._clock.last or self._clock.first) - self._clock.first
+        if self.fast_loop is not None:
+            stats.fast_steps = self.fast_loop.steps
         stats.stopped = self._stop.is_set()
         if stats.stopped:
             stats.finish_reason = "stopped"

@@ -11,6 +11,8 @@ from typing import Any, Callable
 from ..errors import AssistantError
 from ..paths import user_paths
 from ..profiles import Profile
+from .memory import release_large_blocks
+from .tiles import encode_tiles_in_groups
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,7 @@ def load_model(
     a 4-bit `quantization_config` and a `device_map`, which then places the weights itself).
     """
     configure_torch_threads()
+    release_large_blocks()
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as transformers_logging
 
@@ -206,6 +209,7 @@ def load_model(
     if "device_map" not in extra:
         model.to(device)
     model.eval()
+    encode_tiles_in_groups(model)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     limit = profile.chat.context_limit or int(getattr(text_config, "max_position_embeddings", 0) or 8192)
     if progress:

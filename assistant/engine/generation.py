@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..profiles import GenerationSettings
+from .memory import trim_freed_memory
 
 
 @dataclass
@@ -134,6 +135,7 @@ class TextStream:
             self._error = error
             self._streamer.end()
         finally:
+            trim_freed_memory()  # the prefill's freed activations would otherwise stay resident
             self._done.set()
 
     @property

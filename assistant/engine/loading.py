@@ -11,7 +11,7 @@ from typing import Any, Callable
 from ..errors import AssistantError
 from ..paths import user_paths
 from ..profiles import Profile
-from .memory import release_large_blocks
+from .memory import apply_mmap_threshold
 from .tiles import encode_tiles_in_groups
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def load_model(
     a 4-bit `quantization_config` and a `device_map`, which then places the weights itself).
     """
     configure_torch_threads()
-    release_large_blocks()
+    apply_mmap_threshold()
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as transformers_logging
 

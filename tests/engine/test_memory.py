@@ -1,4 +1,4 @@
-"""The allocator setting that returns freed activations to the system (engine.memory)."""
+"""Returning freed memory to the system (engine.memory)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,40 @@ import pytest
 
 from assistant.engine import memory
 
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim / mallopt")
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_threshold_is_applied_on_linux(monkeypatch):
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@linux_only
+def test_trim_returns_freed_heap_memory():
+    """Many small blocks (heap, not mmap) freed except the last: resident until trimmed."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(64 * 1024) for _ in range(3000)]  # 190 MB below the mmap threshold
+    for block in blocks:
+        ctypes.memset(block, 1, 64 * 1024)
+    keeper = blocks.pop()  # the top of the heap stays in use, so free() alone cannot shrink it
+    for block in blocks:
+        libc.free(block)
+    before = _rss_mb()
+    assert memory.trim_freed_memory() is True
+    after = _rss_mb()
+    libc.free(keeper)
+    assert before - after > 100
+
+
+@linux_only
+def test_mmap_threshold_is_opt_in(monkeypatch):
     monkeypatch.delenv("ASSISTANT_MALLOC_MMAP_THRESHOLD", raising=False)
-    assert memory.release_large_blocks() is True
-
-
-def test_zero_leaves_the_allocator_alone(monkeypatch):
+    assert memory.apply_mmap_threshold() is False
     monkeypatch.setenv("ASSISTANT_MALLOC_MMAP_THRESHOLD", "0")
-    assert memory.release_large_blocks() is False
-
-
-def test_loading_a_model_applies_it(monkeypatch):
-    from assistant import Assistant
-
-    calls = []
-    real = memory.release_large_blocks
-    monkeypatch.setattr("assistant.engine.loading.release_large_blocks", lambda: calls.append(real()) or calls[-1])
-    Assistant.from_profile("tiny-smolvlm").load()
-    assert calls and (calls[0] is True or not sys.platform.startswith("linux"))
+    assert memory.apply_mmap_threshold() is False
+    monkeypatch.setenv("ASSISTANT_MALLOC_MMAP_THRESHOLD", str(32 << 20))  # glibc's own maximum: harmless here
+    assert memory.apply_mmap_threshold() is True

@@ -141,6 +141,7 @@ class KVBuffers:
         import torch
 
         self.cache = cache
+        self.spare = spare
         self.length = int(cache.get_seq_length())
         self.keys: list[Any] = []
         self.values: list[Any] = []
@@ -176,8 +177,8 @@ class KVBuffers:
 
         for store in (self.keys, self.values):
             for index, tensor in enumerate(store):
-                spare = torch.empty_like(tensor[:, :, :_SPARE_POSITIONS])
-                store[index] = torch.cat([tensor, spare], dim=2)
+                extra = torch.empty_like(tensor[:, :, : self.spare])
+                store[index] = torch.cat([tensor, extra], dim=2)
 
     def _publish(self) -> None:
         for layer, keys, values in zip(self.cache.layers, self.keys, self.values):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -22,7 +23,9 @@ _M_MMAP_THRESHOLD = -3
 """mallopt's parameter number for the mmap threshold (glibc's malloc.h)."""
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> Any:
+    """The C library, found once (find_library runs ldconfig; the trim runs after every reply)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

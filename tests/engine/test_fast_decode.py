@@ -93,6 +93,7 @@ def test_step_logits_match_transformers_forward(profile):
         model(input_ids=ids, past_key_values=reference, use_cache=True)
         model(input_ids=ids, past_key_values=ours, use_cache=True)
         buffers = KVBuffers(ours, spare=3)  # grows twice within the steps below
+        capacities = {buffers.capacity}
         token = torch.tensor([[17]])
         for _ in range(8):
             expected = model(input_ids=token, past_key_values=reference, use_cache=True).logits[:, -1]
@@ -100,6 +101,8 @@ def test_step_logits_match_transformers_forward(profile):
             got = decoder.step(token, position, buffers)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
             token = expected.argmax(-1, keepdim=True)
+            capacities.add(buffers.capacity)
+        assert sorted(capacities) == [11, 14, 17]
         assert ours.get_seq_length() == reference.get_seq_length()
         for mine, theirs in zip(ours.layers, reference.layers):
             torch.testing.assert_close(mine.keys, theirs.keys, rtol=1e-5, atol=1e-5)
@@ -154,7 +157,6 @@ def test_off_under_an_adapter_on_request_and_off_cpu(tmp_path):
     assert engine._fast_decoder() is engine.decoder is not None
     assert "CPU" in unsupported_reason(engine.loaded.model, "cuda")
 
-    (tmp_path / "profiles").mkdir(exist_ok=True)
     from assistant.paths import user_paths
 
     profiles = user_paths().profiles_dir

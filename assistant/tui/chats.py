@@ -146,7 +146,7 @@ class ChatsMixin(_App):
         sidebar.display = not sidebar.display
         if sidebar.display:
             self.refresh_sidebar()
-            sidebar.query_one(ChatList).focus()
+            sidebar.focus_search()
         else:
             self.prompt.focus()
 
@@ -196,6 +196,7 @@ class ChatsMixin(_App):
                 f"Delete the chat “{title}”?",
                 "Its messages, ratings and corrections are removed from the store. This cannot be undone.",
                 yes="Delete",
+                yes_key="ctrl+y",
             ),
             self._guard_callback(lambda yes: self._delete(chat_id) if yes else None),
         )

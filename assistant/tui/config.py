@@ -67,9 +67,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("newline", "ctrl+j,shift+enter,alt+enter", "newline", "Insert a new line", PROMPT, binding=False),
     KeySpec("complete", "tab", "complete", "Accept the completion", PROMPT, binding=False),
     KeySpec("copy_reply", "c", "copy", "Copy the reply", REPLY),
-    KeySpec("rename_chat", "r", "rename", "Rename the chat", CHAT_LIST),
-    KeySpec("delete_chat", "d,delete", "delete", "Delete the chat (asks first)", CHAT_LIST),
-    KeySpec("export_chat", "e", "export", "Export the chat to Markdown", CHAT_LIST),
+    KeySpec("rename_chat", "ctrl+e", "rename", "Rename the chat", CHAT_LIST),
+    KeySpec("delete_chat", "delete,ctrl+d", "delete", "Delete the chat (asks first: Ctrl+Y deletes)", CHAT_LIST),
+    KeySpec("export_chat", "ctrl+s", "export", "Export the chat to Markdown", CHAT_LIST),
 )
 """Every rebindable key, in the order the help screen lists them."""
 
@@ -77,11 +77,12 @@ FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
     ("↑ / ↓", "History (on the first / last line), menu", PROMPT),
     ("Backspace", "At the start: remove the last chip", PROMPT),
     ("Enter", "Open the highlighted chat", CHAT_LIST),
+    ("Letters", "Typed into the search box (the list has no letter keys)", CHAT_LIST),
     ("Tab / Shift+Tab", "Move: prompt, replies, chat list", GLOBAL),
     ("Delete / click", "Remove a focused chip", PROMPT),
     ("Esc", "Close a dialog or the menu", GLOBAL),
     ("Ctrl+S", "Save in the editor", GLOBAL),
-    ("Y / N", "Answer a confirmation", GLOBAL),
+    ("Y / N", "Answer a confirmation (a deletion: Ctrl+Y / N)", GLOBAL),
 )
 """Keys that belong to Textual widgets and dialogs (not rebindable), listed on the help screen."""
 

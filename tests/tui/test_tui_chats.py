@@ -22,6 +22,8 @@ async def test_the_sidebar_lists_chats_newest_first_and_opens_one(make_app, stor
         await pilot.press("ctrl+b")
         assert app.sidebar.display
         assert listed(app) == ["Newer chat", "Older chat"]
+        assert app.focused is app.query_one("#chat-search")  # typing searches; it never acts on a chat
+        await pilot.press("down")
         assert app.focused is app.query_one(ChatList)
         await pilot.press("down", "enter")
         await pilot.pause()
@@ -49,7 +51,6 @@ async def test_search_filters_the_chat_list(make_app, store):
     app = make_app(autoload=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+b")
-        app.sidebar.query_one("#chat-search").focus()
         await pilot.press(*"whisk")
         await pilot.pause()
         assert listed(app) == ["Cats"]
@@ -96,16 +97,19 @@ async def test_deleting_a_chat_asks_first(make_app, store):
     doomed = saved_chat(store, "Delete me", "q2", "a2")
     app = make_app(autoload=False, chat_id=doomed)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+b")
+        await pilot.press("ctrl+b", "down")
         assert listed(app)[0] == "Delete me"
-        await pilot.press("d")
+        await pilot.press("delete")
         await wait_dialog(pilot, "#no")
         await pilot.press("n")  # no: nothing happens
         await pilot.pause()
         assert {c.id for c in store.list_conversations()} == {keep, doomed}
-        await pilot.press("delete")
+        await pilot.press("ctrl+d")
         await wait_dialog(pilot, "#yes")
-        await pilot.press("y")
+        await pilot.press("y")  # a letter never confirms a deletion
+        await pilot.pause()
+        assert {c.id for c in store.list_conversations()} == {keep, doomed}
+        await pilot.press("ctrl+y")
         await pilot.pause()
         assert [c.id for c in store.list_conversations()] == [keep]
         assert listed(app) == ["Keep me"]
@@ -114,19 +118,46 @@ async def test_deleting_a_chat_asks_first(make_app, store):
 
 
 @async_test
+async def test_typing_words_in_the_chat_list_never_deletes_a_chat(make_app, store):
+    first = saved_chat(store, "Monday notes", "q1", "a1")
+    second = saved_chat(store, "Holiday plans", "q2", "a2")
+    app = make_app(autoload=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+b")
+        await pilot.press(*"day", "enter", *"yes")  # what deleted the top chat: d opened the dialog, y confirmed
+        await pilot.pause()
+        assert app.sidebar.query_one("#chat-search").value == "dayyes"  # Enter moved to the list, the rest came back
+        assert len(app.screen_stack) == 1
+        await pilot.press("ctrl+a", "ctrl+k", "down")  # empty the search, go to the list, then type away
+        await pilot.press(*"delete yes please", "escape")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1  # no dialog: the typing went to the search box
+        assert {c.id for c in store.list_conversations()} == {first, second}
+        app.sidebar.query_one("#chat-search").value = ""
+        await pilot.pause()
+        app.sidebar.query_one(ChatList).focus()
+        await pilot.press("delete")  # the real key still asks, and only Ctrl+Y answers yes
+        await wait_dialog(pilot, "#yes")
+        await pilot.press(*"yyes", "enter")  # letters do nothing; Enter presses the focused button, No
+        await pilot.pause()
+        assert len(app.screen_stack) == 1
+        assert {c.id for c in store.list_conversations()} == {first, second}
+
+
+@async_test
 async def test_rename_and_export_from_the_sidebar_and_commands(make_app, store, tmp_path):
     chat_id = saved_chat(store, "Old title", "what is 2+2?", "**4**")
     app = make_app(autoload=False, chat_id=chat_id)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+b")
-        await pilot.press("r")
+        await pilot.press("ctrl+b", "down")
+        await pilot.press("ctrl+e")
         field = await wait_dialog(pilot, "#dialog-input")
         field.value = "Arithmetic"
         await pilot.press("enter")
         await pilot.pause()
         assert store.get_conversation(chat_id).title == "Arithmetic"
         assert listed(app) == ["Arithmetic"]
-        await pilot.press("e")
+        await pilot.press("ctrl+s")
         field = await wait_dialog(pilot, "#dialog-input")
         target = tmp_path / "out.md"
         field.value = str(target)

@@ -13,28 +13,33 @@ from ..format import split_cause_fix
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """A question answered with Yes (y) or No (n, Esc)."""
+    """A question answered with Yes (`yes_key`, y by default) or No (n, Esc, or Enter on the focused No button).
+
+    For something that cannot be undone pass `yes_key="ctrl+y"`: no typed word can then answer Yes by accident
+    (typing "yes" into a dialog that popped up under the user's fingers answered it before).
+    """
 
     AUTO_FOCUS = "#no"
 
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes", show=False),
-        Binding("n,escape", "answer(False)", "No", show=False),
-    ]
+    BINDINGS = [Binding("n,escape", "answer(False)", "No", show=False)]
 
-    def __init__(self, question: str, detail: str = "", yes: str = "Yes") -> None:
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes", yes_key: str = "y") -> None:
         super().__init__(classes="dialog-screen")
         self.question = question
         self.detail = detail
         self.yes = yes
+        self.yes_key = yes_key
+        self._bindings.bind(yes_key, "answer(True)", yes, show=False)
 
     def compose(self) -> ComposeResult:
+        from ..config import key_label
+
         with Vertical(classes="dialog"):
             yield Static(self.question, classes="dialog-title", markup=False)
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button(f"{self.yes} ({key_label(self.yes_key)})", variant="error", id="yes")
                 yield Button("No (n)", id="no")
 
     def action_answer(self, answer: bool) -> None:

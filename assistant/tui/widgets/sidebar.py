@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -25,9 +26,21 @@ def chat_option(chat_id: int, title: str, detail: str, current: bool) -> Option:
 
 
 class ChatList(OptionList):
-    """Enter opens the highlighted chat; r renames, d deletes, e exports it."""
+    """Enter opens the highlighted chat; Ctrl+E renames, Delete deletes (asking first), Ctrl+S exports it.
+
+    The list has no letter keys: a letter typed here goes to the search box, so typing a word can never act on a
+    chat (typing "day" once deleted the top chat: d opened the dialog and y answered it).
+    """
 
     BINDINGS = bindings(CHAT_LIST)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character and event.character.isprintable():
+            event.stop()
+            event.prevent_default()
+            search = self.screen.query_one("#chat-search", Input)
+            search.focus()
+            search.insert_text_at_cursor(event.character)
 
     def _chosen(self) -> int | None:
         if self.highlighted is None or self.highlighted >= self.option_count:
@@ -73,9 +86,9 @@ class Sidebar(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("Chats", classes="sidebar-title")
-        yield Input(placeholder="Search chats…", id="chat-search")
+        yield Input(placeholder="Search chats…", id="chat-search", select_on_focus=False)
         yield ChatList(id="chat-list")
-        yield Static("Enter open · r rename · d delete · e export", id="sidebar-hint", markup=False)
+        yield Static("Enter open · Ctrl+E rename · Delete delete · Ctrl+S export", id="sidebar-hint", markup=False)
 
     @property
     def query_text(self) -> str:
@@ -126,6 +139,20 @@ class Sidebar(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.query_one(ChatList).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """↓ in the search box moves to the list (↑ from the list's top comes back)."""
+        chat_list = self.query_one(ChatList)
+        if event.key == "down" and self.screen.focused is self.query_one("#chat-search"):
+            event.stop()
+            chat_list.focus()
+        elif event.key == "up" and self.screen.focused is chat_list and not chat_list.highlighted:
+            event.stop()
+            self.query_one("#chat-search").focus()
+
+    def focus_search(self) -> None:
+        """Where Ctrl+B puts the focus: typing searches, it never acts on a chat."""
+        self.query_one("#chat-search", Input).focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -420,7 +420,11 @@ class ReplyStream:
             assistant.plugins.notify("reply_finished", chat=self.chat, reply=self.reply)
 
     def _ground(self, meta: ReplyMeta) -> "Grounding | None":
-        """Run the profile's grounding parser over the reply; keep the geometry with the stored reply."""
+        """Run the profile's grounding parser over the reply; keep the geometry with the stored reply.
+
+        Never raises: the reply is already written, and nothing a parser does may lose or corrupt it. A plugin's
+        failure becomes a note naming the plugin; a built-in's bug is logged and noted.
+        """
         from .grounding import ground_reply
 
         try:
@@ -428,6 +432,14 @@ class ReplyStream:
         except AssistantError as error:
             meta.extra.setdefault("notes", []).append(str(error))
             return None
+        except Exception as error:  # noqa: BLE001 - a parser bug must not lose the reply
+            log.exception("grounding the reply failed")
+            meta.extra.setdefault("notes", []).append(
+                f"grounding failed: {type(error).__name__}: {error}".splitlines()[0] + " (details in the log)"
+            )
+            return None
+        if grounding is not None and grounding.raw.get("error"):
+            meta.extra.setdefault("notes", []).append(str(grounding.raw["error"]))
         if meta.extra.get("grounding_request") and (grounding is None or not grounding.shapes):
             why = "no image in this chat" if grounding is None else "no boxes found"
             meta.extra.setdefault("notes", []).append(why)

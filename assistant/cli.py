@@ -341,16 +341,46 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-def plugins_list() -> None:
-    """Built-in and third-party plugins, their hooks, and any that failed."""
+@click.option("--clear", is_flag=True, help="Forget the recorded run-time failures (after fixing or updating a plugin).")
+def plugins_list(clear: bool) -> None:
+    """Built-in and third-party plugins, their hooks, name clashes, and any that failed (also at run time)."""
+    from .plugin_records import clear_failures, read_failures
     from .plugins import get_plugin_manager
 
-    for info in get_plugin_manager().plugins():
+    if clear:
+        dropped = clear_failures()
+        click.echo(f"cleared {dropped} recorded run-time failure{'s' if dropped != 1 else ''}", err=True)
+    manager = get_plugin_manager()
+    manager.probe_registrations()
+    infos = manager.plugins()
+    runtime: dict[str, list[Any]] = {}
+    for record in read_failures():
+        runtime.setdefault(record.plugin, []).append(record)
+    for info in infos:
+        status = "failing" if info.status == "ok" and info.name in runtime else info.status
         kind = "built-in" if info.builtin else "third-party"
-        line = f"{info.name:<16} {kind:<12} {info.status:<9} {', '.join(info.hooks)}"
+        if info.status == "disabled" and info.disabled_by:
+            status = "disabled"
+        click.echo(f"{info.name:<16} {kind:<12} {status:<9} {', '.join(info.hooks)}".rstrip())
+        if info.disabled_by:
+            click.echo(f"{'':<16} disabled by {info.disabled_by}")
         if info.error:
-            line += f"\n{'':<16} error: {info.error}"
-        click.echo(line)
+            click.echo(f"{'':<16} error: {' '.join(info.error.split())}")
+        for record in runtime.pop(info.name, []):
+            times = "once" if record.count == 1 else f"{record.count} times"
+            click.echo(f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} "
+                       f"({times}, last {_when(record.last)})")
+        for clash in info.clashes:
+            click.echo(f"{'':<16} clash: {clash}")
+    for name, records in runtime.items():  # plugins no longer installed or active
+        click.echo(f"{name:<16} {'?':<12} {'not loaded':<9}")
+        for record in records:
+            click.echo(f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} "
+                       f"({record.count} times, last {_when(record.last)})")
+    for warning in manager.warnings:
+        click.echo(warning)
+    if any(info.name in runtime or info.error for info in infos) or read_failures():
+        click.echo("(`assistant plugins list --clear` forgets the recorded run-time failures)", err=True)
 
 
 # --- bench ------------------------------------------------------------------------------------
@@ -385,7 +415,13 @@ def _add_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (also used by tests)."""
     log_file = _setup_logging()
+    from .guard import add_notice_listener, reset_notices
+    from .plugins import profile_in_argv, use_profile
+
+    reset_notices()
+    stop_notices = add_notice_listener(lambda line: click.echo(line, err=True))
     try:
+        use_profile(profile_in_argv(sys.argv[1:] if argv is None else argv))
         _add_plugin_commands()
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as error:
@@ -405,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"; details in {log_file}" if log_file else ""
         click.echo(f"internal error: {type(error).__name__}: {error}{where}".splitlines()[0], err=True)
         return 1
+    finally:
+        stop_notices()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -65,3 +66,54 @@ def shape_from_dict(data: dict[str, Any]) -> Shape:
     if kind == "polygon":
         return Polygon(tuple((float(x), float(y)) for x, y in data["points"]), data.get("label", ""))
     raise ValueError(f"unknown shape kind {kind!r}")
+
+
+def check_grounding(value: Any, image_size: tuple[int, int] | None = None) -> str | None:
+    """None when `value` is a Grounding whose shapes keep the documented contract, else what is wrong.
+
+    The contract: `shapes` is a list of Box, Point and Polygon; every coordinate is a finite number in pixels of
+    the original image, inside it (0 <= x <= width, 0 <= y <= height, when the size is known); a box has
+    x1 <= x2 and y1 <= y2; labels are strings.
+    """
+    if not isinstance(value, Grounding):
+        kind = "None" if value is None else type(value).__name__
+        return f"the parser returned {kind}, not a Grounding"
+    if not isinstance(value.shapes, list):
+        return f"Grounding.shapes is {type(value.shapes).__name__}, not a list"
+    if not isinstance(value.raw, dict):
+        return f"Grounding.raw is {type(value.raw).__name__}, not a dict"
+    width, height = image_size if image_size else (0, 0)
+    for index, shape in enumerate(value.shapes, 1):
+        problem = _check_shape(shape, width, height)
+        if problem:
+            return f"shape {index} {problem}"
+    return None
+
+
+def _check_shape(shape: Any, width: float, height: float) -> str | None:
+    if not isinstance(shape, (Box, Point, Polygon)):
+        return f"is {type(shape).__name__}, not a Box, Point or Polygon"
+    if not isinstance(shape.label, str):
+        return f"has a {type(shape.label).__name__} label, not a str"
+    if isinstance(shape, Box):
+        pairs = [(shape.x1, shape.y1), (shape.x2, shape.y2)]
+    elif isinstance(shape, Point):
+        pairs = [(shape.x, shape.y)]
+    else:
+        try:
+            pairs = [(x, y) for x, y in shape.points]
+        except (TypeError, ValueError):
+            return "has points that are not (x, y) pairs"
+        if len(pairs) < 3:
+            return f"is a polygon with {len(pairs)} points (needs 3 or more)"
+    for x, y in pairs:
+        for name, number, high in (("x", x, width), ("y", y, height)):
+            if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+                return f"has {name} = {number!r}, not a finite number"
+            if number < 0 or (high and number > high):
+                return f"has {name} = {number:g} outside the image (0 to {high:g} pixels)" if high else (
+                    f"has {name} = {number:g}, a negative pixel coordinate"
+                )
+    if isinstance(shape, Box) and (shape.x1 > shape.x2 or shape.y1 > shape.y2):
+        return f"is inverted ({shape.x1:g},{shape.y1:g})-({shape.x2:g},{shape.y2:g}): x1 <= x2 and y1 <= y2"
+    return None

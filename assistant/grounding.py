@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 def grounding_formats(plugins: "PluginManager") -> dict[str, "GroundingFormat"]:
     """Every format registered through `register_grounding_formats`, by name.
 
-    `collect` lists the most recently registered plugin first, so a third-party format wins over a built-in
-    one of the same name.
+    `collect` resolves name clashes (the built-in wins unless the plugin's format says override=True) and hands
+    back third-party parsers guarded: they never raise, and an invalid result comes back empty with
+    `raw["error"]` naming the plugin.
     """
     formats: dict[str, "GroundingFormat"] = {}
     for fmt in plugins.collect("register_grounding_formats"):
@@ -53,6 +54,9 @@ def parse_with_fallback(
     if generic is not None and generic.name != name:
         fallback = generic.parse(text, image_size, input_size)
         if fallback.shapes:
+            if "error" in grounding.raw:  # the profile's parser failed: say so even though the fallback found shapes
+                fallback.raw["error"] = grounding.raw["error"]
+            fallback.raw["fallback_from"] = name
             return fallback
     return grounding
 

@@ -129,6 +129,10 @@ class SlashCommand:
     run: Callable[[SlashContext, str], Any]
     complete_paths: bool = False
     """Offer file-path completion for the argument."""
+    override: bool = False
+    """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
+    plugin: str = ""
+    """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,10 @@ class GroundingFormat:
     parse: Callable[[str, tuple[int, int], tuple[int, int] | None], "Grounding"]
     prompt: str = ""
     """Prompt template that asks the model to locate `{thing}` in this format."""
+    override: bool = False
+    """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
+    plugin: str = ""
+    """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,10 @@ class Tool:
     run: Callable[..., ToolResult]
     side_effects: bool = False
     timeout_s: float = 30.0
+    override: bool = False
+    """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
+    plugin: str = ""
+    """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
 @dataclass(frozen=True)
@@ -175,3 +187,7 @@ class Trainer:
     name: str
     description: str
     train: Callable[..., Any]
+    override: bool = False
+    """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
+    plugin: str = ""
+    """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""

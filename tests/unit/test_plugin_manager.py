@@ -7,6 +7,7 @@ import pytest
 
 from assistant import AssistantError, hookimpl
 from assistant.hooktypes import ScreenshotRequest, SlashCommand
+from assistant.guard import PluginError
 from assistant.plugins import DEFAULT_PLUGINS, create_plugin_manager
 
 
@@ -60,7 +61,10 @@ def test_broken_third_party_plugin_is_isolated():
     manager.register(Broken(), name="broken")
     commands = manager.collect("register_slash_commands")
     assert [command.name for command in commands] == ["hello"]
-    assert manager.call_first("capture_screenshot", request=ScreenshotRequest()) is None
+    # nobody else captures: the failure names the plugin instead of looking like "no screenshot plugin"
+    with pytest.raises(PluginError, match=r"plugin broken failed in capture_screenshot: RuntimeError: no screen here; "
+                                          r"disable it with ASSISTANT_DISABLE_PLUGINS=broken"):
+        manager.call_first("capture_screenshot", request=ScreenshotRequest())
     manager.notify("reply_finished", chat=None, reply=None)
     failed = {info.name: info for info in manager.plugins()}["broken"]
     assert failed.status == "failed"

@@ -1,18 +1,21 @@
-"""Document Q&A: page specs ("2-4"), an explainable page ranking, and the pages a question is sent with.
+"""Document Q&A: page specs ("2-4"), an explainable page ranking, the pages a question is sent with, and
+fitting them into the model's context.
 
-Pure Python (no torch): it reads documents only through the `page_text` and `render_page` hooks, so a
-third-party plugin that handles another document type works here exactly like the built-in PDF plugin.
+Pure Python (no torch): it reads documents only through the document hooks (`document_text`, `page_text`,
+`render_page`), so a third-party plugin that handles another document type works here exactly like the
+built-in PDF plugin. The text layer used for ranking is extracted once and cached (assistant.document_index).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
+from .document_index import STOPWORDS, Progress, Ranking, TextIndex, load_index, query_terms
 from .errors import AssistantError
 from .hooktypes import PageRequest, PageText, RenderedPage
 from .profiles import DocumentSettings
@@ -20,24 +23,16 @@ from .profiles import DocumentSettings
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+__all__ = [
+    "MAX_PAGES_PER_QUESTION", "STOPWORDS", "DocumentContext", "DocumentPasswordError", "PagePart", "Progress",
+    "fit_document", "format_pages", "parse_page_spec", "prepare_document", "query_terms", "rank_pages",
+    "terminal_progress",
+]
+
 MAX_PAGES_PER_QUESTION = 20
 """Hard cap on the pages one question may ask for: more would not fit any local model's context."""
 
 _RANGE = re.compile(r"^(\d*)\s*-\s*(\d*)$")
-_WORD = re.compile(r"[^\W_]+")
-
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her
-    here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-    now of off on once only or other our ours ourselves out over own same she should so some such than that the
-    their theirs them themselves then there these they this those through to too under until up very was we
-    were what when where which while who whom why will with would you your yours yourself yourselves
-    tell show give find explain describe say says said please document pdf file
-    """.split()
-)
-"""Words that say nothing about which page holds the answer."""
 
 
 class DocumentPasswordError(AssistantError):
@@ -114,68 +109,31 @@ def _pages_label(pages: list[int]) -> str:
 
 # --- ranking ----------------------------------------------------------------------------------
 
-def _stem(word: str) -> str:
-    """A light plural stemmer so that "revenues" finds "revenue" (nothing cleverer: it must stay explainable)."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def _words(text: str) -> list[str]:
-    return [_stem(word) for word in _WORD.findall(text.lower())]
-
-
-def query_terms(question: str) -> list[tuple[str, str]]:
-    """The question's content words as (stem, word as written), in order, without stopwords or repeats."""
-    terms: dict[str, str] = {}
-    for word in _WORD.findall(question.lower()):
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        terms.setdefault(_stem(word), word)
-    return list(terms.items())
-
-
 def rank_pages(
     page_texts: dict[int, str], question: str, top_k: int, k1: float = 1.5, b: float = 0.75
-) -> list[tuple[int, float, list[str]]]:
+) -> Ranking:
     """The `top_k` pages that best match the question by BM25 over words: (page, score, matched terms).
 
     Only pages matching at least one content word of the question are returned, best first (ties: lower
-    page first), so the caller can say why each page was chosen.
+    page first), so the caller can say why each page was chosen. (TextIndex.rank does the work.)
     """
-    terms = query_terms(question)
-    if not terms or not page_texts or top_k < 1:
-        return []
-    counts = {page: Counter(_words(text)) for page, text in page_texts.items()}
-    lengths = {page: sum(counter.values()) for page, counter in counts.items()}
-    average = (sum(lengths.values()) / len(lengths)) or 1.0
-    total = len(counts)
-    idf = {}
-    for stem, _word in terms:
-        frequency = sum(1 for counter in counts.values() if stem in counter)
-        idf[stem] = math.log((total - frequency + 0.5) / (frequency + 0.5) + 1.0)
-    ranked: list[tuple[int, float, list[str]]] = []
-    for page, counter in counts.items():
-        score = 0.0
-        matched: list[str] = []
-        for stem, word in terms:
-            tf = counter.get(stem, 0)
-            if not tf:
-                continue
-            matched.append(word)
-            norm = k1 * (1 - b + b * lengths[page] / average)
-            score += idf[stem] * tf * (k1 + 1) / (tf + norm)
-        if matched:
-            ranked.append((page, score, matched))
-    ranked.sort(key=lambda item: (-item[1], item[0]))
-    return ranked[:top_k]
+    numbers = sorted(page_texts)
+    index = TextIndex(page_count=len(numbers), texts=[page_texts[number] for number in numbers])
+    return [(numbers[position - 1], score, matched) for position, score, matched in index.rank(question, top_k, k1, b)]
 
 
 # --- preparing a document for a question ------------------------------------------------------
+
+@dataclass
+class PagePart:
+    """One page as it goes with a question: its image (None: text only) and its text layer ("" for none)."""
+
+    page: int
+    source: str
+    """"report.pdf p.2": the image's label."""
+    image: "Image | None" = None
+    text: str = ""
+
 
 @dataclass
 class DocumentContext:
@@ -190,8 +148,10 @@ class DocumentContext:
     """Page texts, each under a "--- report.pdf page 2 ---" line."""
     reason: str = ""
     """Which pages and why, for the reply footer: "pages 2, 5 chosen by relevance to: revenue, 2023"."""
-    ranking: list[tuple[int, float, list[str]]] = field(default_factory=list)
+    ranking: Ranking = field(default_factory=list)
     """The relevance ranking behind an automatic choice (empty when pages were asked for)."""
+    parts: list[PagePart] = field(default_factory=list)
+    """The same pages one by one (fit_document drops images or pages from these and rebuilds the rest)."""
 
     @property
     def name(self) -> str:
@@ -200,6 +160,16 @@ class DocumentContext:
     @property
     def footer(self) -> str:
         return f"{self.name}: {self.reason}"
+
+    def assemble(self) -> None:
+        """Rebuild `pages`, `images` and `text` from `parts`."""
+        self.pages = [part.page for part in self.parts]
+        self.images = [(part.image, part.source) for part in self.parts if part.image is not None]
+        self.text = "\n\n".join(_section(self.name, part) for part in self.parts if part.text)
+
+
+def _section(name: str, part: PagePart) -> str:
+    return f"--- {name} page {part.page} ---\n{part.text}"
 
 
 def _page_text(manager: Any, request: PageRequest) -> PageText | None:
@@ -218,13 +188,14 @@ def _no_plugin(path: Path) -> AssistantError:
 
 
 def _choose_by_relevance(
-    texts: dict[int, str], question: str, terms: list[str], budget: int, page_count: int, name: str
-) -> tuple[list[int], str, list[tuple[int, float, list[str]]]]:
+    index: TextIndex, question: str, terms: list[str], budget: int, name: str
+) -> tuple[list[int], str, Ranking]:
     """Pages by relevance to the question, or the first pages (saying why) when the text cannot tell."""
+    page_count = index.page_count
     first = list(range(1, budget + 1))
-    if not any(text.strip() for text in texts.values()):
+    if not index.has_text:
         return first, f"{_pages_label(first)}, the first {budget} of {page_count}: {name} has no text layer to rank pages by", []
-    ranking = rank_pages(texts, question, budget)
+    ranking = index.rank(question, budget)
     if not ranking:
         return (
             first,
@@ -247,14 +218,16 @@ def prepare_document(
     pages: str | None,
     settings: DocumentSettings | None = None,
     password: str | None = None,
+    progress: Progress | None = None,
 ) -> DocumentContext:
     """Choose the pages a question about `path` is sent with and gather their images and text.
 
     With `pages` (a spec such as "1-3"), those pages, at most MAX_PAGES_PER_QUESTION. Without, every page when
     the document fits in `settings.page_budget`, else the most relevant pages by the text layer (the first
-    ones when there is no text layer or nothing matches). `settings.pdf_mode` picks image, text or both; a
-    page without a text layer is sent as an image even in text mode. `manager` is an
-    assistant.plugins.PluginManager (anything with `call_first`).
+    ones when there is no text layer or nothing matches). The text layer is read once per file content and
+    cached (see assistant.document_index); `progress(pages_done, page_count)` follows that reading.
+    `settings.pdf_mode` picks image, text or both; a page without a text layer is sent as an image even in
+    text mode. `manager` is an assistant.plugins.PluginManager (anything with `call_first`).
     """
     settings = settings or DocumentSettings()
     path = Path(path).expanduser()
@@ -264,26 +237,36 @@ def prepare_document(
         raise AssistantError(f"{path} is a folder; give a document file such as report.pdf")
     name = path.name
     budget = max(1, settings.page_budget)
+    asked = pages is not None and bool(pages.strip())
+    terms = [word for _stem, word in query_terms(question)]
 
     def request(page: int) -> PageRequest:
         return PageRequest(path=path, page=page, dpi=settings.dpi, password=password)
 
     texts: dict[int, str] = {}
-    first_text = _page_text(manager, request(1))
+    index: TextIndex | None = None
     first_image: RenderedPage | None = None
-    if first_text is not None:
-        page_count = first_text.page_count
-        texts[1] = first_text.text
+    if not asked and terms:
+        # Ranking may be needed: read (or reuse) the whole text layer in one go.
+        index = load_index(manager, path, password, progress)
+    if index is not None:
+        page_count = index.page_count
     else:
-        first_image = _render(manager, request(1))
-        if first_image is None:
-            raise _no_plugin(path)
-        page_count = first_image.page_count
+        first_text = _page_text(manager, request(1))
+        if first_text is not None:
+            page_count = first_text.page_count
+            texts[1] = first_text.text
+        else:
+            first_image = _render(manager, request(1))
+            if first_image is None:
+                raise _no_plugin(path)
+            page_count = first_image.page_count
     if page_count < 1:
         raise AssistantError(f"{name} has no pages; check that it is the right file")
 
-    ranking: list[tuple[int, float, list[str]]] = []
-    if pages is not None and pages.strip():
+    ranking: Ranking = []
+    if asked:
+        assert pages is not None
         chosen = parse_page_spec(pages, page_count, name)
         if len(chosen) > MAX_PAGES_PER_QUESTION:
             raise AssistantError(
@@ -294,46 +277,172 @@ def prepare_document(
     elif page_count <= budget:
         chosen = list(range(1, page_count + 1))
         reason = "the only page" if page_count == 1 else f"all {page_count} pages"
-    else:
-        first = list(range(1, budget + 1))
-        terms = [word for _stem, word in query_terms(question)]
-        if not terms:
-            chosen = first
-            reason = f"{_pages_label(first)}, the first {budget} of {page_count} (name pages to choose others)"
+    elif not terms or index is None:
+        chosen = list(range(1, budget + 1))
+        if terms:  # no plugin reads this document's text: nothing to rank by
+            reason = f"{_pages_label(chosen)}, the first {budget} of {page_count}: {name} has no text layer to rank pages by"
         else:
-            if first_text is not None:
-                for page in range(2, page_count + 1):
-                    found = _page_text(manager, request(page))
-                    texts[page] = found.text if found is not None else ""
-            chosen, reason, ranking = _choose_by_relevance(texts, question, terms, budget, page_count, name)
+            reason = f"{_pages_label(chosen)}, the first {budget} of {page_count} (name pages to choose others)"
+    else:
+        chosen, reason, ranking = _choose_by_relevance(index, question, terms, budget, name)
 
     context = DocumentContext(path=path, page_count=page_count, pages=chosen, reason=reason, ranking=ranking)
     want_images = settings.pdf_mode in ("image", "both")
     want_text = settings.pdf_mode in ("text", "both")
-    sections: list[str] = []
     imaged_for_lack_of_text: list[int] = []
     for page in chosen:
-        text = ""
+        part = PagePart(page=page, source=f"{name} p.{page}")
         if want_text:
-            if page not in texts:
+            if index is not None:
+                texts[page] = index.text(page)
+            elif page not in texts:
                 found = _page_text(manager, request(page))
                 texts[page] = found.text if found is not None else ""
-            text = texts[page].strip()
-            if text:
-                sections.append(f"--- {name} page {page} ---\n{text}")
-        if want_images or not text:
+            part.text = texts[page].strip()
+        if want_images or not part.text:
             if page == 1 and first_image is not None:
                 rendered: RenderedPage | None = first_image
             else:
                 rendered = _render(manager, request(page))
             if rendered is None:
-                if not text:
+                if not part.text:
                     raise AssistantError(f"cannot render page {page} of {name}: no plugin renders this kind of document")
-                continue
-            context.images.append((rendered.image, f"{name} p.{page}"))
-            if not want_images:
-                imaged_for_lack_of_text.append(page)
-    context.text = "\n\n".join(sections)
+            else:
+                part.image = rendered.image
+                if not want_images:
+                    imaged_for_lack_of_text.append(page)
+        context.parts.append(part)
+    context.assemble()
     if imaged_for_lack_of_text:
         context.reason += f"; {_pages_label(imaged_for_lack_of_text)} sent as images (no text layer)"
     return context
+
+
+# --- fitting the pages into the model's context -----------------------------------------------
+
+Measure = Callable[[list["Image"], str], int]
+"""`measure(images, context_text)`: the prompt tokens of the question sent with these images and this text."""
+
+
+def _weakest_first(context: DocumentContext) -> list[int]:
+    """The pages in the order they are given up: lowest relevance first, else the last pages first."""
+    if context.ranking:
+        scores = {page: score for page, score, _matched in context.ranking}
+        return sorted(context.pages, key=lambda page: (scores.get(page, 0.0), -page))
+    return sorted(context.pages, reverse=True)
+
+
+def fit_document(context: DocumentContext, measure: Measure, limit: int) -> DocumentContext:
+    """Make the document's pages fit in `limit` prompt tokens; the reason then says what was left out.
+
+    First the weaker pages go as text only (their images cost most), then the weakest pages are left out,
+    the most relevant page (or the first one asked for) last; a page that alone does not fit is an error
+    the user can act on. `measure` counts with the model's own processor; per-part costs are measured once
+    and added up, and the final choice is measured again (and trimmed further when the sum was optimistic).
+    """
+    def total() -> int:
+        context.assemble()
+        return measure([image for image, _source in context.images], context.text)
+
+    if not context.parts or total() <= limit:
+        return context
+    name = context.name
+    base = measure([], "")
+    image_cost = {part.page: measure([part.image], "") - base for part in context.parts if part.image is not None}
+    text_cost = {part.page: measure([], _section(name, part)) - base for part in context.parts if part.text}
+    order = _weakest_first(context)
+    strongest = order[-1]
+    parts = {part.page: part for part in context.parts}
+    text_only: list[int] = []
+    left_out: list[int] = []
+
+    def estimate() -> int:
+        return base + sum(
+            (image_cost.get(page, 0) if part.image is not None else 0) + (text_cost.get(page, 0) if part.text else 0)
+            for page, part in parts.items()
+        )
+
+    def make_text_only(page: int) -> None:
+        parts[page].image = None
+        text_only.append(page)
+
+    def leave_out(page: int) -> None:
+        del parts[page]
+        left_out.append(page)
+        if page in text_only:
+            text_only.remove(page)
+
+    for page in order[:-1]:
+        if estimate() <= limit:
+            break
+        if parts[page].image is not None and parts[page].text:
+            make_text_only(page)
+    for page in order[:-1]:
+        if estimate() <= limit:
+            break
+        leave_out(page)
+    while True:
+        context.parts = [parts[page] for page in sorted(parts)]
+        needed = total()
+        if needed <= limit:
+            break
+        remaining = [page for page in order if page in parts]
+        if len(remaining) > 1:
+            leave_out(remaining[0])
+        elif parts[strongest].image is not None and parts[strongest].text:
+            make_text_only(strongest)
+        else:
+            raise AssistantError(
+                f"{name} page {strongest} alone needs {needed:,} tokens of context but only {limit:,} are free "
+                "for it (the model's context less the reply); ask about a shorter page with --pages, set "
+                "pdf_mode = \"text\", or use a profile with a longer context"
+            )
+    notes = []
+    if text_only:
+        notes.append(f"{_pages_label(sorted(text_only))} as text only")
+    if left_out:
+        notes.append(f"{_pages_label(sorted(left_out))} left out")
+    context.reason += f"; to fit the model's context ({limit:,} tokens): {', '.join(notes)}"
+    return context
+
+
+# --- progress on a terminal -------------------------------------------------------------------
+
+PROGRESS_DELAY_S = 0.5
+"""Reading faster than this shows no progress at all."""
+
+
+def terminal_progress(
+    label: str, stream: TextIO | None = None, delay: float | None = None, every_s: float = 2.0
+) -> Progress:
+    """A `progress` callback that reports "indexing report.pdf: 120/1151 pages" on `stream` (stderr).
+
+    Nothing for work that ends within `delay` seconds. On a terminal one line updated in place; otherwise
+    (a pipe, a log) plain lines, at most one every `every_s` seconds, and a last one when done.
+    """
+    out = stream if stream is not None else sys.stderr
+    wait = PROGRESS_DELAY_S if delay is None else delay
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    started = time.perf_counter()
+    state = {"shown": False, "last": 0.0}
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        finished = done >= total
+        if now - started < wait and not state["shown"]:
+            return
+        if tty:
+            if not finished and now - state["last"] < 0.1:
+                return
+            end = "\n" if finished else ""
+            out.write(f"\rindexing {label}: {done}/{total} pages" + (f" in {now - started:.1f} s" if finished else "") + end)
+        elif finished or not state["shown"] or now - state["last"] >= every_s:
+            done_text = f" in {now - started:.1f} s" if finished else ""
+            out.write(f"indexing {label}: {done}/{total} pages{done_text}\n")
+        else:
+            return
+        out.flush()
+        state["shown"] = True
+        state["last"] = now
+
+    return report

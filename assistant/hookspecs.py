@@ -61,6 +61,14 @@ def page_text(request: "PageRequest") -> "PageText | None":
     """Extract the text layer of one page. First result wins; return None for documents you don't handle."""
 
 
+@hookspec(firstresult=True)
+def document_text(request: "PageRequest", progress: "Callable[[int, int], None]") -> "list[PageText] | None":
+    """Extract the text layer of every page at once (`request.page` is ignored), calling `progress(done, total)`.
+
+    First result wins; return None for documents you don't handle (`page_text` is then called page by page).
+    """
+
+
 @hookspec
 def register_grounding_formats(register: "Callable[[GroundingFormat], None]") -> None:
     """Add reply parsers for boxes and points by calling `register(GroundingFormat(...))`."""

@@ -142,10 +142,43 @@ def extract_text(request: PageRequest) -> PageText:
     with open_pdf(path, request.password) as document:
         page = _load_page(document, request.page, path.name)
         try:
-            text = page.get_text("text", sort=True)
+            text = reading_order_text(page)
         except Exception as error:  # noqa: BLE001
             raise AssistantError(f"page {request.page} of {path.name} is damaged ({_short(error)})") from None
-        return PageText(text=text.strip(), page=request.page, page_count=document.page_count)
+        return PageText(text=text, page=request.page, page_count=document.page_count)
+
+
+def reading_order_text(page: "pymupdf.Page") -> str:
+    """The page's text blocks top to bottom, left to right, one paragraph per block.
+
+    As fast as MuPDF's plain extraction: pymupdf's word-level `sort=True` costs ~20x more (seconds on a long
+    manual) and pads lines with layout spaces that only cost the model tokens.
+    """
+    import pymupdf
+
+    blocks = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT).extractBLOCKS()
+    blocks.sort(key=lambda block: (block[3], block[0]))
+    return "\n".join(text for block in blocks if block[6] == 0 and (text := block[4].strip()))
+
+
+def extract_all_text(request: PageRequest, progress: Any = None) -> list[PageText]:
+    """Every page's text layer (as `extract_text` gives it), opening the file once.
+
+    A page that cannot be read counts as a page without text: one damaged page must not stop the ranking.
+    """
+    path = Path(request.path)
+    with open_pdf(path, request.password) as document:
+        count = document.page_count
+        pages: list[PageText] = []
+        for index in range(count):
+            try:
+                text = reading_order_text(document.load_page(index))
+            except Exception:  # noqa: BLE001 - see the docstring
+                text = ""
+            pages.append(PageText(text=text, page=index + 1, page_count=count))
+            if progress is not None:
+                progress(index + 1, count)
+        return pages
 
 
 # --- hooks ------------------------------------------------------------------------------------
@@ -164,6 +197,14 @@ def page_text(request: PageRequest) -> PageText | None:
     if not handles(Path(request.path)):
         return None
     return extract_text(request)
+
+
+@hookimpl
+def document_text(request: PageRequest, progress: Any) -> list[PageText] | None:
+    """Extract every page's text layer of a PDF in one pass; None for documents that are not PDFs."""
+    if not handles(Path(request.path)):
+        return None
+    return extract_all_text(request, progress)
 
 
 def _manager() -> Any:

@@ -79,6 +79,8 @@ class PluginFailure:
     """import, register, a hook name, or a returned callable (`tool shout`, `grounding format boxes`)."""
     error: str
     """One line."""
+    runtime: bool = False
+    """A failure while being called (the plugin is loaded but failing), not while loading."""
 
 
 @dataclass(frozen=True)
@@ -423,7 +425,7 @@ class PluginManager:
     def _record(self, name: str, stage: str, error: BaseException | str) -> None:
         """A run-time failure (the guard calls it): kept here and, unless probing, in the data dir."""
         message = describe_error(error)
-        self.failures.append(PluginFailure(name=name, stage=stage, error=message))
+        self.failures.append(PluginFailure(name=name, stage=stage, error=message, runtime=True))
         if self.persist_failures:
             from .plugin_records import record_failure
 
@@ -450,11 +452,13 @@ class PluginManager:
             hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
             infos.append(PluginInfo(name=name, builtin=name in self.builtin, hooks=hooks))
         failed: dict[str, PluginFailure] = {}
-        for failure in self.failures:
+        for failure in sorted(self.failures, key=lambda failure: failure.runtime):  # load failures first
             failed.setdefault(failure.name, failure)
         for info in infos:
             if info.name in failed:
-                info.status, info.error = "failed", f"{failed[info.name].stage}: {failed[info.name].error}"
+                failure = failed[info.name]
+                info.status = "failing" if failure.runtime else "failed"
+                info.error = f"{failure.stage}: {failure.error}"
         known = {info.name for info in infos}
         for name, failure in failed.items():
             if name not in known:

@@ -129,4 +129,6 @@ def parse_reply(text: str, format_name: str, image_size: Size, input_size: Size 
         return grounding
     fallback.format = generic_name(fallback_system)
     fallback.raw["fallback_from"] = fmt.name
+    if "error" in grounding.raw:  # the profile's parser failed (a plugin's error names it): keep saying so
+        fallback.raw["error"] = grounding.raw["error"]
     return fallback

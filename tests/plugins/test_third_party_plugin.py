@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -134,3 +134,242 @@ def test_plugins_list_shows_both(installed_plugins: Path, tmp_path: Path) -> Non
     assert re.search(r"third-party\s+ok\s+register_commands", lines["hello"])
     assert re.search(r"third-party\s+failed", lines["broken-example"])
     assert "not-installed-anywhere" in done.stdout
+
+
+# --- plugins broken on purpose (issue 14): installed through the entry-point group, as pip would --------------------
+
+import json  # noqa: E402
+import math  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import click  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import assistant.plugins as plugins_module  # noqa: E402
+from assistant import Assistant, hookimpl  # noqa: E402
+from assistant.geometry import Box, Grounding, Point  # noqa: E402
+from assistant.guard import PluginError  # noqa: E402
+from assistant.hooktypes import GroundingFormat, PageText, Screenshot, Tool, ToolResult, Trainer  # noqa: E402
+from assistant.plugin_records import read_failures  # noqa: E402
+from tests.helpers import make_image  # noqa: E402
+
+
+class FakeEntryPoint:
+    """An entry point of the `assistant` group whose `load()` returns the plugin object (a module, an instance)."""
+
+    def __init__(self, name: str, plugin: object) -> None:
+        self.name, self.value, self._plugin = name, f"tests:{name}", plugin
+
+    def load(self) -> object:
+        return self._plugin
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """install(name=plugin, ...): these plugins are what the entry-point group lists (plus nothing else)."""
+    found: list[FakeEntryPoint] = []
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: list(found))
+    reset_plugin_manager(None)
+
+    def add(**plugins: object) -> None:
+        found.extend(FakeEntryPoint(name, plugin) for name, plugin in plugins.items())
+        reset_plugin_manager(None)
+
+    yield add
+    reset_plugin_manager(None)
+    for name in [name for name, command in cli.commands.items() if getattr(command, "_assistant_plugin", "") == "bad"]:
+        cli.commands.pop(name)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _format(name: str, parse: Callable[..., object], override: bool = False) -> GroundingFormat:
+    return GroundingFormat(name=name, description="test format", parse=parse, override=override)
+
+
+class ExplodingParser:
+    """A grounding format that takes over json1000 (the tiny profile's format) and raises."""
+
+    @hookimpl
+    def register_grounding_formats(self, register):
+        def parse(text, image_size, input_size=None):
+            raise ValueError("parser exploded")
+
+        register(_format("json1000", parse, override=True))
+
+
+def test_a_raising_parser_never_loses_the_reply_api(install, tmp_path: Path) -> None:
+    """Issue 13.6: the reply is kept (status ok, not `streaming`), the footer names the plugin."""
+    install(bad=ExplodingParser())
+    bot = Assistant.from_profile("tiny-smolvlm")
+    chat = bot.chat()
+    reply = chat.ask("Where is the square?", images=[make_image(tmp_path / "a.png")], max_new_tokens=3)
+    assert reply.status == "ok" and reply.grounding is not None and not reply.grounding.shapes
+    assert "plugin bad failed in grounding format json1000: ValueError: parser exploded" in reply.footer()
+    assert "ASSISTANT_DISABLE_PLUGINS=bad" in reply.footer()
+    stored = bot.store.get_conversation(chat.id).messages[-1]
+    assert stored.status == "ok" and stored.text == reply.text
+    ((record),) = read_failures()
+    assert (record.plugin, record.stage, record.count) == ("bad", "grounding format json1000", 1)
+
+
+def test_a_raising_parser_in_ask_prints_the_reply_and_exits_0(install, capsys, tmp_path: Path) -> None:
+    install(bad=ExplodingParser())
+    code, out, err = run_cli(capsys, "ask", "-p", "tiny-smolvlm", "--max-tokens", "3", "-i",
+                             str(make_image(tmp_path / "a.png")), "Where is it?")
+    assert code == 0, err
+    assert "internal error" not in err
+    assert "plugin bad failed in grounding format json1000" in err
+
+
+@pytest.mark.parametrize(
+    ("returned", "problem"),
+    [
+        (None, "returned None, not a Grounding"),
+        ({"shapes": []}, "returned dict, not a Grounding"),
+        ([Box(1, 1, 2, 2)], "returned list, not a Grounding"),
+        (Grounding("x", shapes=["box"]), "shape 1 is str, not a Box, Point or Polygon"),
+        (Grounding("x", shapes=[Box(math.nan, 1, 2, 2)]), "shape 1 has x = nan, not a finite number"),
+        (Grounding("x", shapes=[Point(math.inf, 1)]), "shape 1 has x = inf, not a finite number"),
+        (Grounding("x", shapes=[Point("10", 1)]), "shape 1 has x = '10', not a finite number"),
+        (Grounding("x", shapes=[Box(50, 10, 20, 30)]), "shape 1 is inverted"),
+        (Grounding("x", shapes=[Box(-5, 10, 20, 30)]), "shape 1 has x = -5 outside the image"),
+        (Grounding("x", shapes=[Point(10, 500)]), "shape 1 has y = 500 outside the image (0 to 240 pixels)"),
+    ],
+)
+def test_invalid_parser_results_are_refused_naming_the_plugin(install, capsys, monkeypatch, returned, problem) -> None:
+    class Returns:
+        @hookimpl
+        def register_grounding_formats(self, register):
+            register(_format("weird", lambda text, image_size, input_size=None: returned))
+
+    install(bad=Returns())
+    monkeypatch.setattr("sys.stdin", SimpleNamespace(read=lambda: "[1, 2, 3, 4]"))
+    code, out, err = run_cli(capsys, "ground", "--format", "weird", "--image-size", "320x240")
+    assert code == 0, err
+    data = json.loads(out)  # valid JSON: no NaN
+    assert data["format"] == "generic" and len(data["shapes"]) == 1  # the fallback parser still answers
+    assert problem in data["raw"]["error"] and "plugin bad" in data["raw"]["error"]
+    assert f"warning: plugin bad failed in grounding format weird: the parser {problem}"[:60] in err or problem in err
+
+
+def test_a_tool_that_raises_or_returns_junk_is_an_error_result_naming_the_plugin(install) -> None:
+    from assistant.agent import available_tools, run_tool
+
+    class Tools:
+        @hookimpl
+        def register_tools(self, register):
+            register(Tool("explode", "raises", {"type": "object"}, run=lambda: 1 / 0))
+            register(Tool("junk", "returns a str", {"type": "object"}, run=lambda: "not a result"))
+            register(Tool("pixels", "bad image", {"type": "object"}, run=lambda: ToolResult(images=["x.png"])))
+
+    install(bad=Tools())
+    tools = available_tools(plugins_module.get_plugin_manager())
+    assert tools["explode"].plugin == "bad" and tools["screenshot"].plugin == "tools"
+    for name, problem in [("explode", "ZeroDivisionError: division by zero"),
+                          ("junk", "the tool returned str, not a ToolResult"),
+                          ("pixels", "ToolResult.images[0] is str, not a PIL image")]:
+        result, _seconds = run_tool(tools[name], {})
+        assert result.is_error
+        assert f"plugin bad failed in tool {name}: {problem}" in result.text
+
+
+def test_a_plugin_cli_command_and_trainer_that_raise_name_the_plugin(install, capsys) -> None:
+    class Commands:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("explode")
+            def explode():
+                raise RuntimeError("command exploded")
+
+        @hookimpl
+        def register_trainers(self, register):
+            def train(config, progress=None, **options):
+                raise RuntimeError("trainer exploded")
+
+            register(Trainer("boom", "raises", train))
+
+    install(bad=Commands())
+    code, _out, err = run_cli(capsys, "explode")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "error: plugin bad failed in command `explode`: RuntimeError: command exploded; "
+        'disable it with ASSISTANT_DISABLE_PLUGINS=bad or [plugins] disable = ["bad"] in the profile'
+    ]
+    code, _out, err = run_cli(capsys, "train", "--name", "x", "--trainer", "boom")
+    assert code == 1, err
+    assert "plugin bad failed in trainer boom: RuntimeError: trainer exploded" in err
+    assert "internal error" not in err
+
+
+class ShotAndPages:
+    """A screenshot provider and a document provider (for .notes files and PDFs) that raise."""
+
+    @hookimpl
+    def capture_screenshot(self, request):
+        raise RuntimeError("compositor said no")
+
+    @hookimpl
+    def page_text(self, request):
+        raise RuntimeError("cannot read pages")
+
+    @hookimpl
+    def render_page(self, request):
+        raise RuntimeError("cannot render pages")
+
+
+def test_a_failing_screenshot_provider_is_named_not_the_missing_display(install, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    install(bad=ShotAndPages())
+    code, _out, err = run_cli(capsys, "screenshot", "-o", str(tmp_path / "s.png"))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: plugin bad failed in capture_screenshot: RuntimeError: compositor said no; disable")
+    assert "the built-in screenshot could not help either: no display" in line
+
+
+def test_a_failing_document_provider_is_named(install, capsys, tmp_path) -> None:
+    from assistant.documents import prepare_document
+
+    install(bad=ShotAndPages())
+    notes = tmp_path / "a.notes"
+    notes.write_text("hello", encoding="utf-8")
+    with pytest.raises(PluginError, match="plugin bad failed in page_text: RuntimeError: cannot read pages"):
+        prepare_document(plugins_module.get_plugin_manager(), notes, "what?", None)
+    # a PDF: the built-in reads it after the plugin failed, and the user is told which plugin was skipped
+    import pymupdf
+
+    document = pymupdf.open()
+    for text in ("one", "two", "three"):
+        document.new_page(width=200, height=100).insert_text((20, 40), text)
+    document.save(tmp_path / "three.pdf")
+    code, out, err = run_cli(capsys, "pdf", "text", str(tmp_path / "three.pdf"), "--page", "2")
+    assert code == 0, err
+    assert "two" in out
+    assert "warning: plugin bad failed in page_text: RuntimeError: cannot read pages" in err
+
+
+def test_run_time_failures_are_listed_and_cleared(install, capsys, monkeypatch) -> None:
+    """Issue 14.3: a failure in another process shows in `plugins list` with a count, until --clear."""
+    install(bad=ExplodingParser())
+    monkeypatch.setattr("sys.stdin", SimpleNamespace(read=lambda: "[1, 2, 3, 4]"))
+    for _ in range(2):
+        code, _out, _err = run_cli(capsys, "ground", "--format", "json1000", "--image-size", "10x10")
+        reset_plugin_manager(None)  # each command as its own process: only the data dir remembers
+    code, out, err = run_cli(capsys, "plugins", "list")
+    assert code == 0, err
+    lines = out.splitlines()
+    (row,) = [line for line in lines if line.startswith("bad ")]
+    assert re.search(r"third-party\s+failing\s+register_grounding_formats", row)
+    assert re.search(r"^\s+failed at run time: grounding format json1000: ValueError: parser exploded "
+                     r"\(2 times, last \d{4}-\d\d-\d\d \d\d:\d\d\)$", out, re.M)
+    assert re.search(r"^\s+clash: grounding format 'json1000': replaces the one of grounding \(override=True\)$", out, re.M)
+    code, out, err = run_cli(capsys, "plugins", "list", "--clear")
+    assert code == 0 and "cleared 1 recorded run-time failure" in err
+    assert "failed at run time" not in out
+    assert re.search(r"^bad\s+third-party\s+ok\b", out, re.M)

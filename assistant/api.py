@@ -5,16 +5,19 @@ The CLI and the TUI are thin faces over these calls, so a script can do everythi
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
 from .conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart
 from .errors import AssistantError
-from .profiles import Profile, load_profile
+from .profiles import GenerationSettings, Profile, check_model_source, load_profile
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -30,6 +33,10 @@ log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, "Image", "LoadedImage", ImagePart]
 """A path, a PIL image, an already loaded image, or an image part already in the store."""
+
+UNSAVED_QUESTIONS_FILE = "unsaved-questions.jsonl"
+"""In the data dir: questions whose new chat was not kept because its first reply failed before any text."""
+UNSAVED_QUESTIONS_KEPT = 200
 
 
 @dataclass
@@ -84,6 +91,9 @@ class Assistant:
         self.adapter = adapter
         self._engine: "Engine | None" = None
         self._load_lock = threading.Lock()
+        from .libwarnings import route_library_warnings
+
+        route_library_warnings()
 
     @classmethod
     def from_profile(
@@ -98,6 +108,7 @@ class Assistant:
         """An assistant for a profile name or .toml path; `model` swaps in another hub id or local path."""
         profile = load_profile(name)
         if model:
+            check_model_source(model)
             profile = profile.with_model(model)
         return cls(profile, store=store, plugins=plugins, adapter=adapter)
 
@@ -133,6 +144,8 @@ class Assistant:
             if self._engine is None:
                 from .engine.engine import Engine
 
+                if not self.profile.model.local_build:
+                    check_model_source(self.profile.model.id)
                 engine = Engine.load(self.profile, progress)
                 if self.adapter:
                     from .adapters import activate_adapter
@@ -152,12 +165,21 @@ class Assistant:
     # --- chats ---------------------------------------------------------------------------------
 
     def chat(self, chat_id: int | None = None, title: str = "") -> "Chat":
-        """A new saved conversation, or the saved one with this id."""
+        """A new saved conversation, or the saved one with this id.
+
+        A new chat whose first reply fails before any text is not kept (see `Chat.stream`).
+        """
         if chat_id is None:
             conversation = self.store.create_conversation(title=title, profile=self.profile.name)
-        else:
-            conversation = self.store.get_conversation(chat_id)
-        return Chat(self, conversation)
+            return Chat(self, conversation, new=True)
+        return Chat(self, self.store.get_conversation(chat_id))
+
+    def last_chat(self) -> "Chat":
+        """The most recently changed saved chat (`assistant ask -c` continues it)."""
+        latest = self.store.list_conversations(limit=1)
+        if not latest:
+            raise AssistantError("there is no saved chat to continue yet; ask without -c/--chat last to start one")
+        return self.chat(latest[0].id)
 
     def close(self) -> None:
         if self._store is not None:
@@ -165,18 +187,65 @@ class Assistant:
             self._store = None
 
 
-class Chat:
-    """One conversation: ask, stream, regenerate, edit, rate and correct. Every change is saved at once."""
+@dataclass
+class GenerationOptions:
+    """Per-reply overrides of the profile's [generation] and [chat] settings; None keeps the profile's value."""
 
-    def __init__(self, assistant: Assistant, conversation: Conversation) -> None:
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    """0: greedy decoding."""
+    top_p: float | None = None
+    seed: int | None = None
+    """Fixes sampling (temperature > 0) so the same question gives the same reply."""
+    system: str | None = None
+    """System prompt for this reply instead of the profile's `[chat] system_prompt`."""
+
+    def check(self) -> "GenerationOptions":
+        """Refuse values the model cannot use, with what to use instead."""
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise AssistantError(f"max_new_tokens = {self.max_new_tokens} must be at least 1")
+        if self.temperature is not None and not 0 <= self.temperature <= 100:
+            raise AssistantError(f"temperature = {self.temperature} must be between 0 (greedy) and 100")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise AssistantError(f"top_p = {self.top_p} must be above 0 and at most 1")
+        if self.seed is not None and self.seed < 0:
+            raise AssistantError(f"seed = {self.seed} must not be negative")
+        return self
+
+    def settings(self, profile: Profile) -> GenerationSettings:
+        """The profile's generation settings with these overrides applied."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (("temperature", self.temperature), ("top_p", self.top_p), ("seed", self.seed))
+            if value is not None
+        }
+        return dataclasses.replace(profile.generation, **changes)
+
+    def system_prompt(self, profile: Profile) -> str:
+        return profile.chat.system_prompt if self.system is None else self.system
+
+
+class Chat:
+    """One conversation: ask, stream, regenerate, edit, rate and correct. Every change is saved at once.
+
+    `ask`, `regenerate` and `edit_last` wait for the whole reply and return it; `stream`, `stream_regenerate` and
+    `stream_edit_last` return a ReplyStream to iterate. A stream that is closed, left (a `break` out of its loop)
+    or garbage-collected stops generating, and its reply is stored as `stopped` with the text generated so far.
+    """
+
+    def __init__(self, assistant: Assistant, conversation: Conversation, new: bool = False) -> None:
         self.assistant = assistant
         self.conversation = conversation
-        self._current: ReplyStream | None = None
+        self._new = new
+        """Created by Assistant.chat() and nothing kept in it yet: a first reply that fails unkeeps it."""
+        self._requested_title = conversation.title
+        self._current: "weakref.ReferenceType[ReplyStream] | None" = None
+        self._question = ""
 
     @property
     def id(self) -> int:
-        assert self.conversation.id is not None
-        return self.conversation.id
+        """The chat's id in the store; 0 while it is not saved (a new chat whose first reply failed)."""
+        return self.conversation.id or 0
 
     @property
     def messages(self) -> list[Message]:
@@ -187,37 +256,50 @@ class Chat:
 
     # --- asking --------------------------------------------------------------------------------
 
-    def ask(self, text: str, images: Sequence[ImageInput] = (), **options: Any) -> Reply:
-        """Ask and wait for the whole reply."""
-        stream = self.stream(text, images, **options)
-        for _ in stream:
-            pass
-        assert stream.reply is not None
-        return stream.reply
+    def ask(self, text: str, images: Sequence[ImageInput] | None = (), **options: Any) -> Reply:
+        """Ask and wait for the whole reply (takes the same options as `stream`)."""
+        return self.stream(text, images, **options).wait()
 
     def stream(
         self,
         text: str,
-        images: Sequence[ImageInput] = (),
+        images: Sequence[ImageInput] | None = (),
         max_new_tokens: int | None = None,
         context_text: str = "",
         extra: dict[str, Any] | None = None,
         tools: Sequence[dict] | None = None,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        system: str | None = None,
+        title: str = "",
     ) -> "ReplyStream":
         """Ask and receive the reply piece by piece. The question is saved before the model runs.
 
         `context_text` (e.g. a document's text layer) goes before the question in the same user message.
         `extra` is kept in the reply's metadata (e.g. which PDF pages were used).
         `tools`: function specs the model may call (the agent loop in assistant.agent passes them).
+        `temperature`, `top_p`, `seed`, `system`: this reply's sampling and system prompt instead of the profile's.
+        `title`: the title of a new untitled chat (default: the question, plus the names in `extra["attached"]`);
+        never the context text.
+        A new chat whose first reply fails before any text is not kept: the error says so and where the question
+        was written (UNSAVED_QUESTIONS_FILE in the data dir).
         """
         if not text or not text.strip():
             raise AssistantError("the question is empty; type a question (images alone need one too)")
-        parts = self._image_parts(images)
+        options = GenerationOptions(max_new_tokens, temperature, top_p, seed, system).check()
+        self._close_current()
+        parts = self._image_parts(images or ())
         body = f"{context_text.rstrip()}\n\n{text}" if context_text.strip() else text
         parts.append(TextPart(body))
+        self._ensure_saved()
+        if not self.conversation.messages and not self.conversation.title:
+            self._set_title(title or text, (extra or {}).get("attached") or [])
         user = self.assistant.store.add_message(self.id, Message(role="user", parts=parts))
         self.conversation.messages.append(user)
-        return self._start_reply(max_new_tokens, extra or {}, tools)
+        self._question = text
+        return self._start_reply(options, extra or {}, tools)
 
     def continue_reply(
         self,
@@ -231,10 +313,12 @@ class Chat:
         """
         if not self.conversation.messages:
             raise AssistantError("nothing to continue: this chat has no messages yet")
-        return self._start_reply(max_new_tokens, extra or {}, tools)
+        self._close_current()
+        return self._start_reply(GenerationOptions(max_new_tokens).check(), extra or {}, tools)
 
     def add_message(self, message: Message) -> Message:
         """Save a message at the end of the chat (the agent stores each tool result with it as a `tool` message)."""
+        self._ensure_saved()
         saved = self.assistant.store.add_message(self.id, message)
         self.conversation.messages.append(saved)
         return saved
@@ -244,25 +328,37 @@ class Chat:
         self._message(message.id or 0)
         self.assistant.store.update_message(message)
 
-    def regenerate(self, max_new_tokens: int | None = None) -> "ReplyStream":
-        """Drop the last assistant reply and answer the last user message again."""
+    def regenerate(self, max_new_tokens: int | None = None, **options: Any) -> Reply:
+        """Drop the last assistant reply, answer the last user message again and wait for the new reply."""
+        return self.stream_regenerate(max_new_tokens, **options).wait()
+
+    def stream_regenerate(self, max_new_tokens: int | None = None, **options: Any) -> "ReplyStream":
+        """`regenerate`, streamed: the old reply is deleted at once; iterate the returned stream for the new one."""
+        generation = GenerationOptions(max_new_tokens, **options).check()
+        self._close_current()
         last_user = self.conversation.last("user")
         if last_user is None:
             raise AssistantError("nothing to regenerate: this chat has no question yet")
         self._truncate_after(last_user)
-        return self._start_reply(max_new_tokens, {})
+        return self._start_reply(generation, {})
 
-    def edit_last(self, text: str, max_new_tokens: int | None = None) -> "ReplyStream":
-        """Replace the last user message's text (its images stay) and answer it again."""
+    def edit_last(self, text: str, max_new_tokens: int | None = None, **options: Any) -> Reply:
+        """Replace the last user message's text (its images stay), answer it again and wait for the reply."""
+        return self.stream_edit_last(text, max_new_tokens, **options).wait()
+
+    def stream_edit_last(self, text: str, max_new_tokens: int | None = None, **options: Any) -> "ReplyStream":
+        """`edit_last`, streamed: the question is changed and the old reply deleted at once; iterate for the new one."""
         if not text.strip():
             raise AssistantError("the edited question is empty; type a question")
+        generation = GenerationOptions(max_new_tokens, **options).check()
+        self._close_current()
         last_user = self.conversation.last("user")
         if last_user is None:
             raise AssistantError("nothing to edit: this chat has no question yet")
         self._truncate_after(last_user)
         last_user.parts = [part for part in last_user.parts if not isinstance(part, TextPart)] + [TextPart(text)]
         self.assistant.store.update_message(last_user)
-        return self._start_reply(max_new_tokens, {})
+        return self._start_reply(generation, {})
 
     def rate(self, message_id: int, rating: int) -> None:
         self.assistant.store.set_rating(message_id, rating)
@@ -274,10 +370,57 @@ class Chat:
         self._message(message_id).correction = text
 
     def stop(self) -> None:
-        if self._current is not None:
-            self._current.cancel()
+        """Stop the reply being generated (its text so far is kept, status `stopped`)."""
+        current = self._current() if self._current is not None else None
+        if current is not None:
+            current.cancel()
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _close_current(self) -> None:
+        """A reply of this chat still open (not iterated to its end) is stopped and stored before the next one."""
+        current = self._current() if self._current is not None else None
+        if current is not None and current.reply is None:
+            current.close()
+
+    def _ensure_saved(self) -> None:
+        """Save a chat that was unkept after a failed first reply again, as a new chat."""
+        if self.conversation.id is None:
+            self.conversation = self.assistant.store.create_conversation(
+                title=self._requested_title, profile=self.assistant.profile.name
+            )
+            self._new = True
+
+    def _set_title(self, text: str, attached: Sequence[str]) -> None:
+        from .store import _auto_title
+
+        title = _auto_title(text)
+        names = [Path(str(name)).name for name in attached if str(name).strip()]
+        if names:
+            title = f"{title} — {', '.join(names)}"
+        self.assistant.store.rename_conversation(self.id, title)
+        self.conversation.title = title
+
+    def _unkeep_failed_start(self, reply: "ReplyStream") -> str:
+        """After a new chat's first reply failed before any text: delete the chat, write the question down.
+
+        Returns what to add to the error message ("" when the chat is kept).
+        """
+        roles = [message.role for message in self.conversation.messages]
+        if not self._new or reply.text or roles != ["user", "assistant"] or reply.message is not self.messages[-1]:
+            return ""
+        where = ""
+        try:
+            where = str(_write_unsaved_question(self._question, self.assistant.profile.name))
+        except OSError as error:
+            log.warning("could not write the unsaved question: %s", error)
+        try:
+            self.assistant.store.delete_conversation(self.id)
+        except AssistantError as error:
+            log.warning("could not remove the failed new chat %s: %s", self.id, error)
+            return ""
+        self.conversation = Conversation(title=self._requested_title, profile=self.assistant.profile.name)
+        return f"; the new chat was not kept (your question is in {where})" if where else "; the new chat was not kept"
 
     def _message(self, message_id: int) -> Message:
         for message in self.conversation.messages:
@@ -309,43 +452,115 @@ class Chat:
         return [item if isinstance(item, ImagePart) else self.assistant.store.put_image(item) for item in loaded]
 
     def _start_reply(
-        self, max_new_tokens: int | None, extra: dict[str, Any], tools: Sequence[dict] | None = None
+        self, options: GenerationOptions, extra: dict[str, Any], tools: Sequence[dict] | None = None
     ) -> "ReplyStream":
         profile = self.assistant.profile
+        if options.system is not None:
+            extra = {**extra, "system_prompt": options.system}
         meta = ReplyMeta(profile=profile.name, model=profile.model_label, adapter=self.assistant.adapter, extra=extra)
         placeholder = Message(role="assistant", parts=[TextPart("")], status="streaming", meta=meta)
         placeholder = self.assistant.store.add_message(self.id, placeholder)
         self.conversation.messages.append(placeholder)
-        stream = ReplyStream(self, placeholder, max_new_tokens, tools)
-        self._current = stream
+        stream = ReplyStream(self, placeholder, options.max_new_tokens, tools, options)
+        self._current = weakref.ref(stream)
         return stream
 
 
+def _write_unsaved_question(text: str, profile: str) -> Path:
+    """Append a question to UNSAVED_QUESTIONS_FILE (the newest UNSAVED_QUESTIONS_KEPT are kept)."""
+    from .paths import user_paths
+
+    path = user_paths().ensure().data / UNSAVED_QUESTIONS_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines.append(json.dumps({"time": time.time(), "profile": profile, "question": text}, ensure_ascii=False))
+    path.write_text("\n".join(lines[-UNSAVED_QUESTIONS_KEPT:]) + "\n", encoding="utf-8")
+    return path
+
+
 class ReplyStream:
-    """Iterate for text pieces; afterwards `reply` holds the saved Reply. `cancel()` stops it (text kept)."""
+    """Iterate for text pieces; afterwards `reply` holds the saved Reply. `cancel()` stops it (text kept).
+
+    `wait()` reads it to the end and returns the Reply. Leaving it early (`break`, an exception in the loop),
+    `close()`, or dropping it unread stops generation and stores the reply as `stopped`; it can also be used as
+    a context manager (`with chat.stream(...) as stream:`), which closes it on the way out.
+    """
 
     def __init__(
-        self, chat: Chat, message: Message, max_new_tokens: int | None, tools: Sequence[dict] | None = None
+        self,
+        chat: Chat,
+        message: Message,
+        max_new_tokens: int | None,
+        tools: Sequence[dict] | None = None,
+        options: GenerationOptions | None = None,
     ) -> None:
         self.chat = chat
         self.message = message
+        self.options = options or GenerationOptions(max_new_tokens)
         self.max_new_tokens = max_new_tokens
         self.tools = list(tools) if tools else None
         self.reply: Reply | None = None
         self._cancel = threading.Event()
         self._text_stream: Any = None
         self._input_sizes: dict[str, tuple[int, int]] = {}
+        self._started = False
+        self._reader: "weakref.ReferenceType[Iterator[str]] | None" = None
         self.text = ""
 
     def cancel(self) -> None:
+        """Stop generating after the current token; the reader still receives the end (status `stopped`)."""
         self._cancel.set()
         if self._text_stream is not None:
             self._text_stream.cancel()
 
+    def close(self) -> None:
+        """Stop generating and store the reply as `stopped` now, read or not (a finished reply stays as it is)."""
+        if self.reply is not None:
+            return
+        self.cancel()
+        reader = self._reader() if self._reader is not None else None
+        if reader is not None:
+            try:
+                reader.close()  # type: ignore[attr-defined]  # GeneratorExit: a started reader stores the reply
+            except ValueError:
+                return  # being read on another thread right now: cancel() makes that reader end and store it
+        if self.reply is None and not self._started:
+            self._started = True  # never read: nothing was generated
+            self._finish_quietly(None)
+
+    def wait(self) -> Reply:
+        """Read the reply to its end and return it."""
+        for _ in self:
+            pass
+        assert self.reply is not None
+        return self.reply
+
+    def __enter__(self) -> "ReplyStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self.reply is None and not getattr(self, "_started", True):
+            self._started = True
+            self._finish_quietly(None)
+
     def __iter__(self) -> Iterator[str]:
+        reader = self._reader() if self._reader is not None else None
+        if reader is not None:
+            return reader  # a second loop continues where the first one left off
+        if self._started or self.reply is not None:
+            return iter(())
+        reader = self._read()
+        self._reader = weakref.ref(reader)
+        return reader
+
+    def _read(self) -> Iterator[str]:
+        self._started = True
         assistant = self.chat.assistant
         store = assistant.store
         stats = None
+        pieces: Iterator[str] | None = None
         try:
             engine = assistant.engine
             started = time.perf_counter()  # TTFT counts input building and prefill, not the one-time model load
@@ -354,9 +569,9 @@ class ReplyStream:
             self._text_stream, inputs, dropped = engine.stream(
                 history,
                 store.open_image,
-                assistant.profile.generation,
+                self.options.settings(assistant.profile),
                 max_new_tokens=self.max_new_tokens,
-                system_prompt=assistant.profile.chat.system_prompt,
+                system_prompt=self.options.system_prompt(assistant.profile),
                 started_at=started,
                 **options,
             )
@@ -366,7 +581,8 @@ class ReplyStream:
             self.message.meta.extra["reused_tokens"] = self._text_stream.stats.reused_tokens
             if dropped:
                 self.message.meta.extra.setdefault("notes", []).append(f"context full: {dropped} older messages left out")
-            for piece in self._text_stream:
+            pieces = iter(self._text_stream)
+            for piece in pieces:
                 self.text += piece
                 yield piece
             stats = self._text_stream.stats
@@ -374,13 +590,39 @@ class ReplyStream:
                 self.message.meta.extra["fast_decode_steps"] = stats.fast_steps
         except AssistantError as error:
             self._finish(status="failed", error=str(error))
+            raise AssistantError(str(error) + self.chat._unkeep_failed_start(self)) from None
+        except (GeneratorExit, KeyboardInterrupt, SystemExit):
+            # Left early (break, close(), garbage collection) or interrupted: stop the model, keep what it wrote.
+            self._stop_and_store(pieces)
             raise
         except Exception as error:  # noqa: BLE001 - a model failure is reported, the chat is kept
             log.exception("generation failed")
             message = f"generation failed: {type(error).__name__}: {error}".splitlines()[0]
             self._finish(status="failed", error=message)
-            raise AssistantError(message + "; the question is saved, try /regenerate or another profile") from None
+            unkept = self.chat._unkeep_failed_start(self)
+            advice = unkept or "; the question is saved, try /regenerate or another profile"
+            raise AssistantError(message + advice) from None
         self._finish(status="stopped" if stats.stopped else "ok", stats=stats)
+
+    def _stop_and_store(self, pieces: Iterator[str] | None) -> None:
+        """Cancel generation, wait for the engine to end it (so the next reply can start), store as stopped."""
+        text_stream = self._text_stream
+        try:
+            if text_stream is not None:
+                text_stream.cancel()
+                if pieces is not None:
+                    for piece in pieces:
+                        self.text += piece
+        except Exception:  # noqa: BLE001 - the reply is still stored below, as stopped
+            log.exception("generation failed while stopping an abandoned reply")
+        self._finish_quietly(text_stream.stats if text_stream is not None and text_stream.finished else None)
+
+    def _finish_quietly(self, stats: Any) -> None:
+        """Store the reply as stopped from a cleanup path (close, garbage collection): errors are logged, not raised."""
+        try:
+            self._finish(status="stopped", stats=stats)
+        except Exception:  # noqa: BLE001 - e.g. the message was deleted meanwhile, or the store is closed
+            log.exception("could not store a stopped reply")
 
     def _finish(self, status: str, stats: Any = None, error: str | None = None) -> None:
         assistant = self.chat.assistant
@@ -397,6 +639,8 @@ class ReplyStream:
             meta.extra["finish_reason"] = stats.finish_reason
             if stats.raw_text and stats.raw_text != self.text:
                 meta.extra["raw_text"] = stats.raw_text
+        elif status == "stopped":
+            meta.extra["finish_reason"] = "stopped"
         grounding = None
         if status != "failed" and self.text:
             grounding = self._ground(meta)

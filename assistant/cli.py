@@ -60,6 +60,9 @@ def cli(ctx: click.Context, profile: str | None, model: str | None, chat_id: int
 
 def _open_assistant(profile: str | None, model: str | None, adapter: str | None = None) -> Any:
     from .api import Assistant
+    from .stack import warn_untested_stack
+
+    warn_untested_stack()
 
     return Assistant.from_profile(profile, model=model, adapter=adapter)
 
@@ -67,18 +70,25 @@ def _open_assistant(profile: str | None, model: str | None, adapter: str | None 
 # --- ask --------------------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("question")
+@click.argument("question", required=False, default="")
 @click.option("--profile", "-p", default=None, help="Profile name or .toml path.")
 @click.option("--model", "-m", default=None, help="Hub id or local directory instead of the profile's model.")
-@click.option("--image", "-i", "images", multiple=True, help="Image file to ask about (repeatable).")
+@click.option("--image", "-i", "images", multiple=True, help="Image file to ask about (repeatable); - reads one from stdin.")
 @click.option("--screenshot", "screenshot", is_flag=True, help="Capture the screen and ask about it.")
 @click.option("--monitor", type=int, default=None, help="With --screenshot: capture this monitor (1-based).")
 @click.option("--pdf", "pdf", default=None, help="PDF document to ask about.")
 @click.option("--pages", default=None, help="With --pdf: pages to use, e.g. 1-3,5 (default: the most relevant).")
 @click.option("--password", default=None, help="With --pdf: password of an encrypted document.")
-@click.option("--chat", "chat_id", type=int, default=None, help="Continue a saved chat.")
+@click.option("--chat", "chat_ref", default=None, metavar="ID|last", help="Continue a saved chat: its id, or last.")
+@click.option("--continue", "-c", "continue_last", is_flag=True, help="Continue the most recent chat (--chat last).")
 @click.option("--adapter", default=None, help="LoRA adapter to use.")
-@click.option("--max-tokens", "max_tokens", type=click.IntRange(1, 1_000_000), default=None, help="Most new tokens.")
+@click.option("--system", "system", default=None, help="System prompt for this reply instead of the profile's.")
+@click.option("--temperature", type=click.FloatRange(0, 100), default=None, help="Sampling temperature; 0 is greedy (default: the profile's).")
+@click.option("--top-p", "top_p", type=click.FloatRange(0, 1, min_open=True), default=None, help="Nucleus sampling mass (default: the profile's).")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Seed that makes a sampled reply repeatable.")
+@click.option("--max-tokens", "max_tokens", type=click.IntRange(1, 1_000_000), default=None, help="Most new tokens (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, chat and message ids, timings, tokens, grounding.")
+@click.option("--json-stream", "json_stream", is_flag=True, help="Print JSON lines as the text arrives, then the --json object.")
 @click.option("--stats/--no-stats", default=True, help="Print timings on stderr after the reply.")
 @click.option("--agent", "agent_mode", is_flag=True, help="Let the model call tools (screenshot, PDF pages, ...) on its own.")
 @click.option("--yes", "-y", "yes", is_flag=True, help="With --agent: pre-approve tool calls that need confirmation.")
@@ -93,9 +103,16 @@ def ask(
     pdf: str | None,
     pages: str | None,
     password: str | None,
-    chat_id: int | None,
+    chat_ref: str | None,
+    continue_last: bool,
     adapter: str | None,
+    system: str | None,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
     max_tokens: int | None,
+    as_json: bool,
+    json_stream: bool,
     stats: bool,
     agent_mode: bool,
     yes: bool,
@@ -103,18 +120,33 @@ def ask(
 ) -> None:
     """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout.
 
-    With --agent the model may call tools; each step is printed on stderr, the answer on stdout.
+    Text piped in is added after the question (`cat notes.txt | assistant ask "summarise"`,
+    `assistant ask "fix this" < error.log`); with no QUESTION the piped text is the question.
+    `xclip -o -t image/png | assistant ask --image - "what is this?"` asks about an image from stdin.
+    -c continues the most recent chat. With --agent the model may call tools; each step is printed on
+    stderr, the answer on stdout.
     """
     from .images import image_from_pil, load_image_file
 
-    if not question.strip():
-        raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
     if (pages or password) and not pdf:
         raise AssistantError("--pages and --password need --pdf FILE")
     if (yes or max_steps is not None) and not agent_mode:
         raise AssistantError("--yes and --max-steps work with --agent; add --agent to let the model use tools")
+    if as_json and json_stream:
+        raise AssistantError("use either --json (one object at the end) or --json-stream (lines as text arrives)")
+    if agent_mode and (as_json or json_stream or system or temperature is not None or top_p is not None or seed is not None):
+        raise AssistantError("--json, --json-stream, --system, --temperature, --top-p and --seed do not work with --agent yet")
+    if continue_last and chat_ref not in (None, "last"):
+        raise AssistantError("use either -c (the most recent chat) or --chat ID")
+    if images.count("-") > 1:
+        raise AssistantError("--image - reads one image from stdin; pass it once")
+    piped = "" if "-" in images else _piped_text()
+    text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped
+    if not text.strip():
+        raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
+    title = question if question.strip() else ""
     bot = _open_assistant(profile, model, adapter)
-    attachments: list[Any] = [load_image_file(path) for path in images]
+    attachments: list[Any] = [_stdin_image() if path == "-" else load_image_file(path) for path in images]
     context_text = ""
     extra: dict[str, Any] = {}
     if screenshot:
@@ -125,41 +157,141 @@ def ask(
             raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
         attachments.append(image_from_pil(shot.image, shot.source))
     if pdf:
-        from .documents import DocumentPasswordError, prepare_document
+        from .documents import DocumentPasswordError, fit_to_model, prepare_document, terminal_progress
 
         try:
             document = prepare_document(
-                bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
+                bot.plugins, Path(pdf), title or text, pages, bot.profile.documents, password=password,
+                progress=terminal_progress(Path(pdf).name),
             )
         except DocumentPasswordError:
             if not sys.stdin.isatty():
                 raise
             password = click.prompt(f"password for {Path(pdf).name}", hide_input=True, err=True)
             document = prepare_document(
-                bot.plugins, Path(pdf), question, pages, bot.profile.documents, password=password
+                bot.plugins, Path(pdf), title or text, pages, bot.profile.documents, password=password,
+                progress=terminal_progress(Path(pdf).name),
             )
+        document = fit_to_model(bot, document, text, attachments, max_tokens, system)  # pages that fit the context
         attachments.extend(image_from_pil(image, source) for image, source in document.images)
         context_text = document.text
         extra["pages"] = document.pages
         extra["notes"] = [document.footer]
-    chat = bot.chat(chat_id)
+        extra["attached"] = [Path(pdf).name]  # the chat's title names the file, never its page text
+    chat = _chat_to_use(bot, chat_ref, continue_last)
     if agent_mode:
-        _ask_agent(chat, question, attachments, context_text, extra, max_tokens, yes, max_steps, stats)
+        _ask_agent(chat, text, attachments, context_text, extra, max_tokens, yes, max_steps, stats)
         return
-    stream = chat.stream(question, attachments, max_new_tokens=max_tokens, context_text=context_text, extra=extra)
+    stream = chat.stream(
+        text,
+        attachments,
+        max_new_tokens=max_tokens,
+        context_text=context_text,
+        extra=extra,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        system=system,
+        title=title,
+    )
     try:
         for piece in stream:
-            click.echo(piece, nl=False)
+            if json_stream:
+                click.echo(json.dumps({"type": "text", "text": piece}, ensure_ascii=False))
+            elif not as_json:
+                click.echo(piece, nl=False)
     except KeyboardInterrupt:
-        stream.cancel()
-        for piece in stream:
-            click.echo(piece, nl=False)
-    click.echo()
+        stream.close()  # generation stops; the reply is kept as stopped
     reply = stream.reply
-    if stats and reply is not None:
+    if reply is None:
+        return
+    if as_json or json_stream:
+        record = reply_record(reply, bot.profile)
+        click.echo(json.dumps({"type": "reply", **record} if json_stream else record, ensure_ascii=False))
+        return
+    click.echo()
+    if stats:
         click.echo(f"[chat {reply.conversation_id} · {reply.footer()}]", err=True)
         if reply.grounding is not None and reply.grounding.shapes:
             click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
+
+
+def _piped_stdin_fd() -> int | None:
+    """stdin's file descriptor when it is a pipe or a redirected file (not a terminal, not closed), else None."""
+    import os
+    import stat
+
+    stream = sys.stdin
+    if stream is None:
+        return None
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISREG(mode) else None
+
+
+def _piped_text() -> str:
+    """Text piped or redirected into `ask` ("" when stdin is a terminal or nothing is there)."""
+    if _piped_stdin_fd() is None:
+        return ""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8").strip("\n")
+    except UnicodeDecodeError:
+        raise AssistantError(
+            "the text piped into ask is not UTF-8; pipe a text file, or use --image - for an image"
+        ) from None
+
+
+def _stdin_image() -> Any:
+    """`--image -`: one image read from stdin (binary), checked like an image file."""
+    from .images import load_image_bytes
+
+    if _piped_stdin_fd() is None:
+        raise AssistantError("--image - reads an image piped into ask, but nothing is piped; e.g. xclip -o -t image/png | assistant ask --image - \"...\"")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise AssistantError("--image -: stdin was empty; pipe the image's bytes into ask")
+    return load_image_bytes(data, "stdin")
+
+
+def _chat_to_use(bot: Any, chat_ref: str | None, continue_last: bool) -> Any:
+    """A new chat, the saved one with an id, or the most recent one (`--chat last`, `-c`)."""
+    if continue_last or chat_ref == "last":
+        return bot.last_chat()
+    if chat_ref is None:
+        return bot.chat()
+    if not chat_ref.strip().isdigit():
+        raise AssistantError(f"--chat takes a chat id or `last`, not {chat_ref!r}; `assistant chats list` shows the ids")
+    return bot.chat(int(chat_ref))
+
+
+def reply_record(reply: Any, profile: Any) -> dict[str, Any]:
+    """The `ask --json` object for a reply (also the last line of --json-stream)."""
+    grounding = None
+    if reply.grounding is not None and reply.grounding.shapes:
+        from .geometry import shape_to_dict
+
+        grounding = {
+            "format": reply.grounding.format,
+            "image_size": list(reply.grounding.image_size),
+            "shapes": [shape_to_dict(shape) for shape in reply.grounding.shapes],
+        }
+    return {
+        "text": reply.text,
+        "chat_id": reply.conversation_id,
+        "message_id": reply.message_id,
+        "status": reply.status,
+        "finish_reason": reply.finish_reason,
+        "profile": profile.name,
+        "model": profile.model_label,
+        "timings": {"ttft_s": reply.ttft_s, "tokens_per_s": reply.tokens_per_s},
+        "tokens": {"prompt": reply.prompt_tokens, "completion": reply.completion_tokens},
+        "grounding": grounding,
+        "notes": [str(note) for note in reply.extra.get("notes", [])],
+    }
 
 
 def _prompt_approval(request: Any) -> Any:
@@ -335,6 +467,72 @@ def profiles_show(name: str) -> None:
     click.echo(json.dumps(describe(load_profile(name)), indent=2))
 
 
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models_list(as_json: bool) -> None:
+    """Each profile's model: built locally, downloaded or not, and its size on disk."""
+    from .models import human_size, model_state
+    from .profiles import DEFAULT_PROFILE, available_profiles, profile_from_file
+
+    states = []
+    for name, path in available_profiles().items():
+        try:
+            states.append(model_state(profile_from_file(path)))
+        except AssistantError as error:
+            if not as_json:
+                click.echo(f"  {name:<26} (invalid profile: {error})")
+    if as_json:
+        click.echo(json.dumps([state.__dict__ for state in states], indent=2))
+        return
+    for state in states:
+        marker = "*" if state.profile == DEFAULT_PROFILE else " "
+        size = human_size(state.size_bytes) if state.size_bytes else "-"
+        click.echo(f"{marker} {state.profile:<26} {state.model:<40} {state.state:<18} {size:>9}")
+    missing = [state.profile for state in states if state.kind == "hub" and not state.ready]
+    if missing:
+        click.echo(f"download one with `assistant pull PROFILE` (e.g. assistant pull {missing[0]})", err=True)
+
+
+@cli.command()
+@click.argument("profile", required=False, default=None)
+def pull(profile: str | None) -> None:
+    """Download PROFILE's model (default: smolvlm-256m) into the Hugging Face cache; an interrupted pull resumes."""
+    from .models import human_size, hub_offline, model_state
+    from .profiles import check_model_source, load_profile
+
+    chosen = load_profile(profile)
+    state = model_state(chosen)
+    if state.kind == "local_build":
+        when = "" if state.ready else " on first use"
+        click.echo(f"{chosen.name}: {state.model} is built locally{when}, there is nothing to download")
+        return
+    if state.kind == "directory":
+        check_model_source(chosen.model.id)
+        click.echo(f"{chosen.name}: uses the local directory {state.path}, there is nothing to download")
+        return
+    if hub_offline():
+        raise AssistantError(
+            f"cannot download {state.model}: offline mode is on (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE and run "
+            f"`assistant pull {chosen.name}` again"
+        )
+    from .engine.loading import download_model
+
+    click.echo(f"downloading {state.model} ({chosen.model.revision or 'main'}) for profile {chosen.name}", err=True)
+    try:
+        download_model(state.model, chosen.model.revision or "main", None)
+    except AssistantError:
+        raise
+    except Exception as error:  # noqa: BLE001 - hub errors come in many classes
+        log.info("pull failed", exc_info=True)
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise AssistantError(
+            f"could not download {state.model} ({reason}); check the id and your connection, then run "
+            f"`assistant pull {chosen.name}` again: it resumes"
+        ) from None
+    done = model_state(chosen)
+    click.echo(f"{chosen.name}: {done.model} {done.state} ({human_size(done.size_bytes)} in {done.path})")
+
+
 @cli.group()
 def plugins() -> None:
     """Installed plugins."""
@@ -407,6 +605,11 @@ def bench(profile: str, runs: int, new_tokens: int, threads: int | None, pipelin
 
 # --- entry point ------------------------------------------------------------------------------
 
+from .doctor import doctor_command  # noqa: E402 - the command lives with its checks
+
+cli.add_command(doctor_command)
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add subcommands; a third-party plugin that raises is recorded, the others still register."""
     from .plugins import get_plugin_manager
@@ -417,6 +620,9 @@ def _add_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (also used by tests)."""
     log_file = _setup_logging()
+    from .libwarnings import route_library_warnings
+
+    route_library_warnings()  # transformers' FutureWarnings go to the log, not between the reply's lines
     from .guard import add_notice_listener, reset_notices
     from .plugins import profile_in_argv, use_profile
 

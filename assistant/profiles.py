@@ -55,6 +55,8 @@ class GenerationSettings:
     """0 means greedy decoding."""
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    seed: int = -1
+    """Seed for sampled replies (temperature > 0), for replies that can be reproduced; -1: not fixed."""
     fast_decode: bool = True
     """Decode through the engine's fused one-token step (Llama/Qwen2 text models on the CPU; see
     engine/decoding.py); false: transformers' own forward for every token."""
@@ -120,6 +122,29 @@ class Profile:
         """A copy that runs another model (hub id or local path) with the same settings."""
         copy = dataclasses.replace(self, model=dataclasses.replace(self.model, id=model, local_build=""))
         return copy
+
+
+def looks_like_path(model: str) -> bool:
+    """True for a `--model` value meant as a directory (`/x`, `./x`, `~/x`, `C:\\x`, `a/b/c`), not a hub id (`owner/name`)."""
+    if model.startswith(("/", ".", "~", "\\")) or "\\" in model:
+        return True
+    if len(model) > 1 and model[1] == ":" and model[0].isalpha():
+        return True
+    return model.count("/") > 1
+
+
+def check_model_source(model: str) -> None:
+    """Refuse a path-like model value that is not a directory, before anything is saved or loaded."""
+    if not model or not looks_like_path(model):
+        return
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return
+    what = "it is a file, not a directory" if path.exists() else "check the path"
+    raise AssistantError(
+        f"no such model directory: {model}; {what} (a model directory holds config.json and safetensors "
+        "weights), or give a hub id such as HuggingFaceTB/SmolVLM-256M-Instruct"
+    )
 
 
 # --- locating profiles ------------------------------------------------------------------------
@@ -220,7 +245,7 @@ def _check_value(expected: Any, value: Any, path: Path, key: str) -> Any:
         raise AssistantError(
             f"profile {path}: {key} = {value!r} must be {expected.__name__}"
         )
-    if expected in (int, float) and value < 0:
+    if expected in (int, float) and value < 0 and key != "generation.seed":
         raise AssistantError(f"profile {path}: {key} = {value!r} must not be negative")
     return value
 

@@ -127,6 +127,10 @@ class Engine:
     ) -> tuple[TextStream, PromptInputs, int]:
         """On the engine thread: build the inputs, plan cache reuse and queue generation."""
         kwargs = sampling_kwargs(settings, max_new_tokens)
+        if settings.seed >= 0 and kwargs.get("do_sample"):
+            import torch
+
+            torch.manual_seed(settings.seed)  # generation runs next on this same thread: nothing else draws first
         inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt, tools)
         tokenizer = self.loaded.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -669,7 +669,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         await self._remove_after_last_question()
         reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
         max_new_tokens = self.max_new_tokens
-        self._start_reply(chat, reply, lambda: chat.regenerate(max_new_tokens=max_new_tokens))
+        self._start_reply(chat, reply, lambda: chat.stream_regenerate(max_new_tokens=max_new_tokens))
 
     @guarded
     async def action_edit_last(self) -> None:
@@ -703,7 +703,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         await self._remove_after_last_question()
         reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
         max_new_tokens = self.max_new_tokens
-        self._start_reply(chat, reply, lambda: chat.edit_last(text, max_new_tokens=max_new_tokens))
+        self._start_reply(chat, reply, lambda: chat.stream_edit_last(text, max_new_tokens=max_new_tokens))
 
     def target_reply(self) -> AssistantMessage | None:
         """The focused reply, else the newest finished one."""

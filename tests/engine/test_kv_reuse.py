@@ -25,9 +25,9 @@ def script(bot, tmp_path):
     record(chat.ask("What is in this picture?", images=[first], max_new_tokens=8))
     record(chat.ask("Tell me more about it.", max_new_tokens=8))
     record(chat.ask("And this second picture?", images=[second], max_new_tokens=8))
-    list(chat.regenerate(max_new_tokens=8))
+    chat.regenerate(max_new_tokens=8)
     record(_last_reply(chat))
-    list(chat.edit_last("Compare the two pictures.", max_new_tokens=8))
+    chat.edit_last("Compare the two pictures.", max_new_tokens=8)
     record(_last_reply(chat))
     record(chat.ask("Thanks, one last thing?", max_new_tokens=8))
     return texts, reused

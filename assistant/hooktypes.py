@@ -85,6 +85,8 @@ class ProgressView:
     series: list[float] = field(default_factory=list)
     """Values to plot live (e.g. the training loss per step)."""
     finished: bool = False
+    error: str = ""
+    """Why the work failed (one line a person can act on); non-empty means it ended in failure, not done."""
 
 
 class SlashContext(Protocol):

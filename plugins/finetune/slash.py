@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -71,6 +72,10 @@ class RunningTraining:
 
     stop: threading.Event
     notifier: ProgressNotifier
+    error: str = ""
+    """Why the run failed, once it has: the progress screen shows it instead of "done"."""
+    outcome: str = ""
+    """The finished run's closing line (ready, or stopped with how to resume)."""
 
 
 RUNNING: dict[str, RunningTraining] = {}
@@ -85,6 +90,14 @@ def progress_view(name: str, run: RunningTraining) -> Any:
 
     latest = run.notifier.latest
     finished = name not in RUNNING
+    if run.error:
+        done = latest.step if latest is not None else 0
+        return ProgressView(f"Training adapter {name}", completed=done, total=latest.total_steps if latest else None,
+                            status=run.error, series=list(run.notifier.history), finished=True, error=run.error)
+    if finished and run.outcome:
+        return ProgressView(f"Training adapter {name}", completed=latest.step if latest else 0,
+                            total=(latest.total_steps or None) if latest else None, status=run.outcome,
+                            series=list(run.notifier.history), finished=True)
     if latest is None or not latest.total_steps:
         status = latest.message if latest is not None and latest.message else "preparing…"
         return ProgressView(f"Training adapter {name}", status=status, finished=finished)
@@ -118,6 +131,23 @@ def _status_or_stop(context: Any, words: list[str]) -> None:
             context.notify(f"{name}: {shown}")
 
 
+def _context_profile(context: Any) -> str | None:
+    """The profile the TUI runs (its name, or its file when it is not a known profile name): what /train trains.
+
+    Without this, /train in a TUI started with `--profile tiny-smolvlm` trained the default profile's model.
+    """
+    profile = getattr(context, "profile", None)
+    if profile is None or not getattr(profile, "name", ""):
+        return None
+    from assistant.profiles import available_profiles
+
+    source = str(getattr(profile, "source", "") or "")
+    known = available_profiles().get(profile.name)
+    if not source or (known is not None and Path(known).resolve() == Path(source).resolve()):
+        return str(profile.name)
+    return source
+
+
 def run_train(context: Any, argument: str) -> None:
     """/train --name NAME [options] trains in the background (chatting goes on); /train status, /train stop [NAME]."""
     from .trainer import train_adapter
@@ -134,6 +164,8 @@ def run_train(context: Any, argument: str) -> None:
         _status_or_stop(context, words)
         return
     config = parse_train_argument(argument)
+    if config.profile is None and not config.resume:
+        config.profile = _context_profile(context)
     if config.name in RUNNING:
         raise AssistantError(f"adapter {config.name} is already being trained; /train status shows how far it is")
     # Textual's notify is thread-safe, so the worker may report progress directly.
@@ -149,6 +181,12 @@ def run_train(context: Any, argument: str) -> None:
         try:
             return train_adapter(config, progress=notifier, should_stop=running.stop.is_set,
                                  plugins=getattr(context, "plugin_manager", None))
+        except AssistantError as error:
+            running.error = str(error)
+            raise
+        except Exception as error:  # noqa: BLE001 - the TUI reports it as a bug; the screen must say it failed
+            running.error = f"{type(error).__name__}: {error}"
+            raise
         finally:
             RUNNING.pop(config.name, None)
 
@@ -156,8 +194,10 @@ def run_train(context: Any, argument: str) -> None:
         if result.status == "complete":
             loss = result.metrics.get("eval_loss") or result.metrics.get("train_loss_last_epoch")
             shown = f" (loss {loss:.4f})" if isinstance(loss, float) else ""
-            context.notify(f"adapter {result.name} is ready{shown}: /adapter {result.name} to use it")
+            running.outcome = f"adapter {result.name} is ready{shown}: /adapter {result.name} to use it"
+            context.notify(running.outcome)
         else:
+            running.outcome = result.message
             context.notify(result.message, "warning")
 
     context.run_in_background(work, done)

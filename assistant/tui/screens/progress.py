@@ -14,7 +14,10 @@ from ...hooktypes import ProgressView
 
 
 class ProgressScreen(ModalScreen[None]):
-    """Polls `poll()` twice a second; Esc closes the screen (the work goes on in the background)."""
+    """Polls `poll()` twice a second; Esc closes the screen (the work goes on in the background).
+
+    A view with `error` set says "failed" and the reason, never "done".
+    """
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """
@@ -22,6 +25,7 @@ class ProgressScreen(ModalScreen[None]):
     ProgressScreen > Vertical { width: 72; height: auto; padding: 1 2; border: round $accent; background: $surface; }
     ProgressScreen Sparkline { height: 6; margin: 1 0; }
     ProgressScreen Horizontal { height: auto; align-horizontal: right; }
+    ProgressScreen.failed #progress-title, ProgressScreen.failed #progress-status { color: $error; }
     """
 
     def __init__(self, poll: Callable[[], ProgressView], stop: Callable[[], None] | None = None) -> None:
@@ -50,10 +54,15 @@ class ProgressScreen(ModalScreen[None]):
         except Exception as error:  # noqa: BLE001 - a plugin's poll bug must not close the app
             self.query_one("#progress-status", Label).update(f"progress unavailable: {error}")
             return
-        self.query_one("#progress-title", Label).update(view.title + (" — done" if view.finished else ""))
+        ending = " — failed" if view.error else " — done" if view.finished else ""
+        self.query_one("#progress-title", Label).update(view.title + ending)
         bar = self.query_one("#progress-bar", ProgressBar)
-        bar.update(total=view.total, progress=view.completed)
-        self.query_one("#progress-status", Label).update(view.status)
+        bar.update(total=view.total if not view.error else view.completed or 1, progress=view.completed)
+        self.query_one("#progress-status", Label).update(f"failed: {view.error}" if view.error else view.status)
+        self.set_class(bool(view.error), "failed")
+        if view.error or view.finished:
+            for button in self.query("#progress-stop"):
+                button.disabled = True
         self.query_one("#progress-plot", Sparkline).data = list(view.series[-200:])
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

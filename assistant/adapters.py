@@ -5,7 +5,7 @@ An adapter is a folder `user_paths().adapters_dir / NAME` holding the standard p
 was trained on, the data fingerprint, the hyper-parameters and the metrics. While training runs (or after it was
 interrupted) the folder holds `checkpoints/step-NNNNNN/` and the metadata says `"status": "training"`.
 
-Heavy imports (torch, peft) happen only inside `activate_adapter`.
+Heavy imports (torch, peft) happen only inside `activate_adapter`, through `engine/lora.py`.
 """
 
 from __future__ import annotations
@@ -252,14 +252,15 @@ def _stamp(info: AdapterInfo) -> str:
 def activate_adapter(engine: Any, name: str | None) -> None:
     """Make adapter `name` the active one on `engine.loaded.model` (None: back to the base model).
 
-    Adapters are loaded once into the base model (peft via transformers' `load_adapter`) and switched with
-    `set_adapter` / `disable_adapters`, so switching never reloads the base weights.
+    Adapters are injected once into the base model (peft's functional API, see `engine/lora.py`) and switched
+    by flipping the active adapter, so switching never reloads the base weights.
     """
+    from .engine import lora
+
     loaded = engine.loaded
     model = loaded.model
     if name is None:
-        if getattr(model, "_hf_peft_config_loaded", False):
-            model.disable_adapters()
+        lora.disable(model)
         loaded.adapter = None
         _invalidate(engine)
         return
@@ -278,15 +279,14 @@ def activate_adapter(engine: Any, name: str | None) -> None:
     check_compatible(info, loaded.profile)
     stamps: dict[str, str] = getattr(model, _STAMPS_ATTRIBUTE, None) or {}
     stamp = _stamp(info)
-    present = set(getattr(model, "peft_config", {}) or {}) if getattr(model, "_hf_peft_config_loaded", False) else set()
+    present = lora.loaded_names(model)
     if name in present and stamps.get(name) != stamp:
-        model.delete_adapter(name)  # trained again since it was loaded
+        lora.delete(model, name)  # trained again since it was loaded
         present.discard(name)
     if name not in present:
         try:
-            report = model.load_adapter(str(info.path), adapter_name=name)
-            problem = _load_problem(report, name)
-        except (ValueError, RuntimeError, OSError, KeyError) as error:
+            problem = lora.load(model, info.path, name).problem()
+        except (ValueError, RuntimeError, OSError, KeyError, TypeError) as error:
             problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         if problem:
             _forget_failed(model, name, loaded.adapter)
@@ -296,43 +296,23 @@ def activate_adapter(engine: Any, name: str | None) -> None:
             )
         stamps[name] = stamp
         setattr(model, _STAMPS_ATTRIBUTE, stamps)
-    model.enable_adapters()
-    model.set_adapter(name)
-    model.eval()
+    lora.activate(model, name)
     loaded.adapter = name
     _invalidate(engine)
 
 
-def _load_problem(report: Any, name: str) -> str:
-    """Why a loaded adapter does not fit (weights without a place, or places without weights); '' when it fits."""
-    if report is None:
-        return ""
-    # transformers reports every LoRA parameter it did not fill, other adapters' included: keep this one's
-    missing = {key for key in getattr(report, "missing_keys", ()) or () if f".{name}." in f"{key}."}
-    unexpected = set(getattr(report, "unexpected_keys", ()) or ())
-    mismatched = set(getattr(report, "mismatched_keys", ()) or ())
-    if not (missing or unexpected or mismatched):
-        return ""
-    parts = []
-    if unexpected:
-        parts.append(f"{len(unexpected)} of its weights have no layer to go to")
-    if missing:
-        parts.append(f"{len(missing)} adapter weights were not in the file")
-    if mismatched:
-        parts.append(f"{len(mismatched)} have the wrong shape")
-    return ", ".join(parts)
-
-
 def _forget_failed(model: Any, name: str, previous: str | None) -> None:
     """After a failed load: drop what was injected and put back the adapter that was active before."""
+    from .engine import lora
+
     with contextlib.suppress(Exception):
-        if name in (getattr(model, "peft_config", None) or {}):
-            model.delete_adapter(name)
+        if name in lora.loaded_names(model):
+            lora.delete(model, name)
     with contextlib.suppress(Exception):
         if previous is None:
-            model.disable_adapters()
+            lora.disable(model)
         else:
-            model.set_adapter(previous)
+            lora.activate(model, previous)
 
 
 def _invalidate(engine: Any) -> None:

@@ -644,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except SystemExit as exit_:  # a command that chose its own status (e.g. `doctor` exits 1 on a failed check)
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in the log
         log.exception("unexpected error")
         where = f"; details in {log_file}" if log_file else ""

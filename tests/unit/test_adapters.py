@@ -130,9 +130,11 @@ def test_switching_adapters_without_reloading_the_base(monkeypatch: pytest.Monke
     second = logits(engine)
     assert not torch.allclose(second, first) and not torch.allclose(second, base)
 
+    from assistant.engine import lora
+
     loads = []
-    original = engine.loaded.model.load_adapter
-    monkeypatch.setattr(engine.loaded.model, "load_adapter", lambda *a, **k: loads.append(a) or original(*a, **k))
+    original = lora.load
+    monkeypatch.setattr(lora, "load", lambda *a, **k: loads.append(a) or original(*a, **k))
     activate_adapter(engine, "first")  # already loaded: switched, not read again
     torch.testing.assert_close(logits(engine), first, rtol=0, atol=0)
     assert loads == [] and engine.loaded.model.get_input_embeddings().weight is base_weights

@@ -214,8 +214,9 @@ class PluginManager:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as error:
+            message = _validation_message(self.pm, plugin, error)
             self.pm.unregister(plugin)
-            raise pluggy.PluginValidationError(plugin, _validation_message(self.pm, plugin, error)) from None
+            raise pluggy.PluginValidationError(plugin, f"plugin {registered}: {message}") from None
         problem = _wrapper_problem(self.pm, plugin)
         if problem:
             self.pm.unregister(plugin)
@@ -245,7 +246,7 @@ class PluginManager:
         kind, expected = _registration_kinds().get(hook_name, ("", object))
         found: list[tuple[str, Any]] = []
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: built-ins, then third-party in load order
             plugin_name = self.plugin_name(impl)
             owner = self.owner(plugin_name)
             registered: list[Any] = []
@@ -321,10 +322,7 @@ class PluginManager:
         import click
 
         passthrough = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
-        for name, command in list(cli.commands.items()):  # commands of plugins not active now (tests, profiles)
-            owner_name = getattr(command, "_assistant_plugin", None)
-            if owner_name is not None and self.pm.get_plugin(owner_name) is None:
-                del cli.commands[name]
+        restore_core_commands(cli)  # a second run in one process (tests, embedding) starts from the core's own
         impls = list(reversed(self.pm.hook.register_commands.get_hookimpls()))
         impls.sort(key=lambda impl: self.plugin_name(impl) not in self.builtin)
         added: list[Any] = []
@@ -347,6 +345,7 @@ class PluginManager:
                     previous_trusted = previous_owner == CORE or previous_owner in self.builtin
                     if previous_trusted and not owner.builtin and getattr(command, "override", False):
                         self._clash(Clash("command", name, plugin_name, previous_owner, override=True))
+                        command._assistant_replaced = previous
                     else:
                         self._clash(Clash("command", name, previous_owner, plugin_name))
                         cli.commands[name] = previous
@@ -474,6 +473,17 @@ class PluginManager:
                     if line not in by_name[name].clashes:
                         by_name[name].clashes.append(line)
         return infos
+
+
+def restore_core_commands(cli: Any) -> None:
+    """Take the plugins' commands off `cli`, putting back the core commands that a plugin overrode."""
+    for name, command in list(cli.commands.items()):
+        while getattr(command, "_assistant_plugin", None) is not None:
+            command = getattr(command, "_assistant_replaced", None)
+        if command is None:
+            del cli.commands[name]
+        else:
+            cli.commands[name] = command
 
 
 # --- loading ---------------------------------------------------------------------------------------------------------

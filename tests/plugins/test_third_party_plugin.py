@@ -177,8 +177,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
 
     yield add
     reset_plugin_manager(None)
-    for name in [name for name, command in cli.commands.items() if getattr(command, "_assistant_plugin", "") == "bad"]:
-        cli.commands.pop(name)
+    plugins_module.restore_core_commands(cli)  # main() added the plugins' commands to the process-wide group
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -373,3 +372,84 @@ def test_run_time_failures_are_listed_and_cleared(install, capsys, monkeypatch) 
     assert code == 0 and "cleared 1 recorded run-time failure" in err
     assert "failed at run time" not in out
     assert re.search(r"^bad\s+third-party\s+ok\b", out, re.M)
+
+
+class Everywhere:
+    """A plugin present on every surface: a command, a tool, a grounding format, a trainer."""
+
+    @hookimpl
+    def register_commands(self, cli):
+        @cli.command("wave")
+        def wave():
+            click.echo("waving")
+
+    @hookimpl
+    def register_tools(self, register):
+        register(Tool("shout", "shouts", {"type": "object"}, run=lambda: ToolResult("HI")))
+
+    @hookimpl
+    def register_grounding_formats(self, register):
+        register(_format("boxes", lambda text, image_size, input_size=None: Grounding("boxes")))
+
+    @hookimpl
+    def register_trainers(self, register):
+        register(Trainer("quick", "trains nothing", lambda config, progress=None, **options: None))
+
+
+def test_a_profile_disable_list_reaches_every_surface(install, capsys, assistant_home: Path) -> None:
+    """Issue 14.5: `[plugins] disable` in the profile used is obeyed by plugins list, tools list, ground, train and
+    the plugin's own command, not only by ask and the TUI."""
+    install(bad=Everywhere())
+    profiles = assistant_home / "config" / "profiles"
+    profiles.mkdir(parents=True)
+    shipped = Path(__file__).resolve().parents[2] / "profiles" / "tiny-smolvlm.toml"
+    (profiles / "nobad.toml").write_text(shipped.read_text(encoding="utf-8") + '\n[plugins]\ndisable = ["bad"]\n',
+                                         encoding="utf-8")
+    # without the profile, the plugin is everywhere
+    assert run_cli(capsys, "wave")[1] == "waving\n"
+    assert "shout  [" in run_cli(capsys, "tools", "list")[1]
+    assert re.search(r"^boxes\s", run_cli(capsys, "ground", "--list-formats")[1], re.M)
+    # with it, nowhere
+    code, out, err = run_cli(capsys, "-p", "nobad", "plugins", "list")
+    assert code == 0, err
+    assert re.search(r"^bad\s+third-party\s+disabled\s*$", out, re.M)
+    assert "disabled by profile nobad [plugins] disable" in out
+    assert run_cli(capsys, "-p", "nobad", "wave")[0] == 2  # no such command
+    assert "shout" not in run_cli(capsys, "-p", "nobad", "tools", "list")[1]
+    assert not re.search(r"^boxes\s", run_cli(capsys, "-p", "nobad", "ground", "--list-formats")[1], re.M)
+    code, _out, err = run_cli(capsys, "train", "-p", "nobad", "--name", "x", "--trainer", "quick")
+    assert code == 2 and "unknown trainer 'quick'" in err
+
+
+@pytest.mark.parametrize("override", [False, True])
+def test_a_plugin_command_named_like_a_builtin_one(install, capsys, monkeypatch, override: bool) -> None:
+    """Issue 14.4: `ask` (core) and `ground` (built-in plugin) stay unless the plugin's command says override."""
+
+    class Shadow:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("ask")
+            @click.argument("question")
+            def ask(question):
+                click.echo("shadowed ask")
+
+            @cli.command("ground")
+            def ground():
+                click.echo("shadowed ground")
+
+            ask.override = ground.override = override
+
+    install(bad=Shadow())
+    code, out, err = run_cli(capsys, "ground")
+    assert (code, out) == (0, "shadowed ground\n") if override else code == 2 and "Give --format NAME" in err
+    code, out, err = run_cli(capsys, "plugins", "list")
+    if override:
+        assert "clash: command 'ask': replaces the one of assistant (override=True)" in out
+        assert "clash: command 'ground': replaces the one of grounding (override=True)" in out
+    else:
+        assert "clash: command 'ask': assistant's is used, bad's is ignored (declare override=True to replace it)" in out
+        assert "clash: command 'ground': grounding's is used, bad's is ignored" in out
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: [])  # uninstalled:
+    reset_plugin_manager(None)
+    assert "qwen2vl" in run_cli(capsys, "ground", "--list-formats")[1]  # the built-in commands are back
+    assert "Where is" in run_cli(capsys, "ask", "--help")[1] or "Ask a question" in run_cli(capsys, "ask", "--help")[1]

@@ -122,3 +122,223 @@ def test_several_misspelt_third_party_plugins_are_all_isolated(monkeypatch):
     manager = create_plugin_manager(builtins=())
     assert sorted(failure.name for failure in manager.failures) == ["typo1", "typo2"]
     assert [command.name for command in manager.collect("register_slash_commands")] == ["hello"]
+
+
+# --- loading: clear messages (issue 14.6) ----------------------------------------------------------------------------
+
+class EntryPoint:
+    def __init__(self, name, plugin):
+        self.name, self.value, self._plugin = name, f"tests:{name}", plugin
+
+    def load(self):
+        return self._plugin
+
+
+def _with_entry_points(monkeypatch, **plugins):
+    import assistant.plugins as plugins_module
+
+    found = [EntryPoint(name, plugin) for name, plugin in plugins.items()]
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: found)
+    return create_plugin_manager(builtins=())
+
+
+def _failure(manager, name):
+    ((failure),) = [f for f in manager.failures if f.name == name]
+    return failure
+
+
+def test_a_misspelt_hook_says_did_you_mean(monkeypatch):
+    class Typo:
+        @hookimpl
+        def register_comands(self, cli):
+            pass
+
+    manager = _with_entry_points(monkeypatch, typo=Typo())
+    failure = _failure(manager, "typo")
+    assert failure.stage == "register"
+    assert "unknown hook register_comands (did you mean register_commands?)" in failure.error
+    with pytest.raises(pluggy.PluginValidationError, match=r"did you mean register_commands\?"):
+        create_plugin_manager(builtins=(), load_entry_points=False).register(Typo(), name="typo")
+
+
+def test_a_wrong_argument_name_is_a_register_failure_in_one_line(monkeypatch):
+    class WrongArgument:
+        @hookimpl
+        def capture_screenshot(self, req):
+            return None
+
+    manager = _with_entry_points(monkeypatch, wrong=WrongArgument())
+    failure = _failure(manager, "wrong")
+    assert failure.stage == "register"  # not "import": the module imported fine
+    assert "\n" not in failure.error
+    assert "capture_screenshot takes: request" in failure.error
+    info = {info.name: info for info in manager.plugins()}["wrong"]
+    assert info.status == "failed" and "\n" not in info.error
+
+
+def test_an_entry_point_naming_a_class_is_instantiated_or_refused_clearly(monkeypatch):
+    class Provider:
+        @hookimpl
+        def page_text(self, request):
+            return None
+
+    class NeedsArguments:
+        def __init__(self, config):
+            self.config = config
+
+        @hookimpl
+        def page_text(self, request):
+            return None
+
+    manager = _with_entry_points(monkeypatch, provider=Provider, needy=NeedsArguments)
+    infos = {info.name: info for info in manager.plugins()}
+    assert infos["provider"].status == "ok" and infos["provider"].hooks == ["page_text"]
+    failure = _failure(manager, "needy")
+    assert failure.stage == "register"
+    assert "names the class NeedsArguments, which cannot be created without arguments" in failure.error
+    assert "point the entry point at a module or at an instance" in failure.error
+
+
+@pytest.mark.parametrize("marker", [{"wrapper": True}, {"hookwrapper": True}])
+def test_wrapper_hooks_are_refused_at_registration(monkeypatch, marker):
+    class Wrapper:
+        @hookimpl(**marker)
+        def capture_screenshot(self, request):
+            yield
+
+    manager = _with_entry_points(monkeypatch, wrapping=Wrapper())
+    failure = _failure(manager, "wrapping")
+    assert failure.stage == "register"
+    assert "hook capture_screenshot is a wrapper (wrapper=True or hookwrapper=True)" in failure.error
+    assert manager.pm.get_plugin("wrapping") is None
+    with pytest.raises(AssistantError, match="is a wrapper"):
+        create_plugin_manager(builtins=(), load_entry_points=False).register(Wrapper(), name="wrapping")
+
+
+def test_a_registration_of_the_wrong_type_is_skipped_and_named():
+    class Junk:
+        @hookimpl
+        def register_tools(self, register):
+            register({"name": "shout"})
+
+    manager = create_plugin_manager(load_entry_points=False)
+    manager.register(Junk(), name="junk")
+    assert "shout" not in {tool.name for tool in manager.collect("register_tools")}
+    assert _failure(manager, "junk").error == "registered dict, not a Tool"
+
+
+# --- name clashes: one policy (issue 14.4) ----------------------------------------------------------------------------
+
+def _noop(*args, **kwargs):
+    return None
+
+
+class Clasher:
+    """Takes names the built-ins use: the tool `screenshot`, the format `json1000`, the trainer `lora`, /pdf, /quit."""
+
+    def __init__(self, override=False):
+        self.override = override
+
+    @hookimpl
+    def register_tools(self, register):
+        from assistant.hooktypes import Tool
+
+        register(Tool("screenshot", "mine", {"type": "object"}, _noop, override=self.override))
+
+    @hookimpl
+    def register_grounding_formats(self, register):
+        from assistant.hooktypes import GroundingFormat
+
+        register(GroundingFormat("json1000", "mine", _noop, override=self.override))
+
+    @hookimpl
+    def register_trainers(self, register):
+        from assistant.hooktypes import Trainer
+
+        register(Trainer("lora", "mine", _noop, override=self.override))
+
+    @hookimpl
+    def register_slash_commands(self, register):
+        register(SlashCommand("pdf", "mine", _noop, override=self.override))
+        register(SlashCommand("quit", "mine", _noop, override=self.override))
+
+
+HOOK_KINDS = {"register_tools": "screenshot", "register_grounding_formats": "json1000",
+              "register_trainers": "lora", "register_slash_commands": "pdf"}
+
+
+def test_builtins_win_a_clash_unless_the_plugin_overrides():
+    manager = create_plugin_manager(load_entry_points=False)
+    manager.register(Clasher(), name="clasher")
+    for hook, name in HOOK_KINDS.items():
+        (winner,) = [item for item in manager.collect(hook) if item.name == name]
+        assert winner.plugin != "clasher", hook
+        assert winner.description if hasattr(winner, "description") else winner.help != "mine"
+    slash = manager.collect("register_slash_commands")
+    assert "quit" not in {command.name for command in slash}  # the TUI's own /quit stays
+    described = {clash.describe() for clash in manager.clashes}
+    assert "tool 'screenshot': tools's is used, clasher's is ignored (declare override=True to replace it)" in described
+    assert "slash command /quit: assistant's is used, clasher's is ignored (declare override=True to replace it)" in described
+    assert {clash.kind for clash in manager.clashes} == {"tool", "grounding format", "trainer", "slash command"}
+    info = {info.name: info for info in manager.plugins()}["clasher"]
+    assert len(info.clashes) == 5
+
+
+def test_an_override_replaces_the_builtin_and_is_reported():
+    manager = create_plugin_manager(load_entry_points=False)
+    manager.register(Clasher(override=True), name="clasher")
+    for hook, name in HOOK_KINDS.items():
+        (winner,) = [item for item in manager.collect(hook) if item.name == name]
+        assert winner.plugin == "clasher", hook
+    assert "quit" in {command.name for command in manager.collect("register_slash_commands")}
+    assert all(clash.override and clash.kept == "clasher" for clash in manager.clashes)
+
+
+def test_between_two_third_party_plugins_the_first_registered_wins():
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.register(Greeter(), name="first")
+    manager.register(Greeter(), name="second")
+    (command,) = manager.collect("register_slash_commands")
+    assert command.plugin == "first"
+    ((clash),) = manager.clashes
+    assert (clash.kept, clash.dropped) == ("first", "second")
+
+
+def test_registrations_record_their_plugin_whatever_it_wrote():
+    class Liar:
+        @hookimpl
+        def register_slash_commands(self, register):
+            register(SlashCommand("hi", "hi", _noop, plugin="grounding"))
+
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.register(Liar(), name="liar")
+    (command,) = manager.collect("register_slash_commands")
+    assert command.plugin == "liar"
+
+
+# --- disable lists (issue 14.5) ---------------------------------------------------------------------------------------
+
+def test_a_misspelt_disable_name_is_a_one_line_warning_with_did_you_mean(monkeypatch):
+    from assistant.guard import add_notice_listener, reset_notices
+
+    reset_notices()
+    lines = []
+    remove = add_notice_listener(lines.append)
+    try:
+        monkeypatch.setenv("ASSISTANT_DISABLE_PLUGINS", "screenshots")
+        manager = create_plugin_manager(disable=["grounding-formats"], load_entry_points=False)
+    finally:
+        remove()
+    assert sorted(lines) == sorted(manager.warnings)
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert any("ASSISTANT_DISABLE_PLUGINS names 'screenshots', which is not an installed plugin (did you mean "
+               "screenshot?)" in line for line in lines)
+    assert any("the profile's [plugins] disable names 'grounding-formats'" in line and "did you mean grounding?" in line
+               for line in lines)
+
+
+def test_a_disabled_builtin_is_still_a_builtin():
+    manager = create_plugin_manager(disable=["pdf"], load_entry_points=False)
+    info = {info.name: info for info in manager.plugins()}["pdf"]
+    assert (info.status, info.builtin) == ("disabled", True)
+    assert info.disabled_by == "the profile's [plugins] disable"

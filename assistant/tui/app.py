@@ -289,7 +289,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             found = []
         for failure in self.plugins.failures[before:]:
             self.notify(f"plugin {failure.name} failed: {failure.error}", severity="warning", markup=False)
-        self.commands = CommandTable([(self._plugin_name_of(command.run), command) for command in found])
+        self.commands = CommandTable([(command.plugin or self._plugin_name_of(command.run), command) for command in found])
 
     def _plugin_name_of(self, run: Callable[..., Any]) -> str:
         """Which plugin a /command comes from: the plugin object of a bound method, or the plugin module."""

@@ -72,14 +72,15 @@ def parse_command(text: str) -> tuple[str, str] | None:
 
 
 class CommandTable:
-    """Built-in commands first, then plugin commands (a plugin cannot shadow a built-in)."""
+    """Built-in commands first, then plugin commands (a plugin shadows a built-in only with override=True; the
+    plugin manager reports the clash either way)."""
 
     def __init__(self, plugin_commands: Iterable[tuple[str, SlashCommand]] = ()) -> None:
         self._commands: dict[str, CommandInfo] = {info.name: info for info in BUILTIN_COMMANDS}
         self.shadowed: list[str] = []
         for source, command in plugin_commands:
             name = command.name.lstrip("/").strip()
-            if not name or name in self._commands:
+            if not name or (name in self._commands and not getattr(command, "override", False)):
                 self.shadowed.append(name)
                 continue
             usage = "PATH" if command.complete_paths else "[ARGS]"

@@ -322,6 +322,17 @@ def _hook_results(plugins: Any, conversation: Conversation) -> list[Any] | None:
     implementations = caller.get_hookimpls() if caller is not None else []
     if not implementations:
         return None
+    if hasattr(plugins, "call_each"):  # the assistant's manager: each plugin through the guard, results checked
+        from assistant.guard import PluginError, disable_hint
+
+        try:
+            found = plugins.call_each("conversation_to_examples", conversation=conversation)
+        except PluginError as error:
+            raise AssistantError(
+                f"plugin {error.plugin} failed to turn chat {conversation.id} into training examples ({error.problem}); "
+                f"{disable_hint(error.plugin)}"
+            ) from None
+        return [result for _name, result in found]
     manager = getattr(plugins, "pm", plugins)
     results = []
     for implementation in reversed(implementations):

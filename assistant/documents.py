@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from .document_index import STOPWORDS, Progress, Ranking, TextIndex, load_index, query_terms
 from .errors import AssistantError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_PAGES_PER_QUESTION", "STOPWORDS", "DocumentContext", "DocumentPasswordError", "PagePart", "Progress",
-    "fit_document", "format_pages", "parse_page_spec", "prepare_document", "query_terms", "rank_pages",
+    "fit_document", "fit_to_model", "format_pages", "parse_page_spec", "prepare_document", "query_terms", "rank_pages",
     "terminal_progress",
 ]
 
@@ -404,6 +404,28 @@ def fit_document(context: DocumentContext, measure: Measure, limit: int) -> Docu
         notes.append(f"{_pages_label(sorted(left_out))} left out")
     context.reason += f"; to fit the model's context ({limit:,} tokens): {', '.join(notes)}"
     return context
+
+
+def fit_to_model(
+    assistant: Any,
+    context: DocumentContext,
+    question: str,
+    other_images: Sequence[Any] = (),
+    max_new_tokens: int | None = None,
+    system_prompt: str | None = None,
+) -> DocumentContext:
+    """`fit_document` with the model's own token count, leaving room for the reply (loads the model).
+
+    `assistant` is an assistant.Assistant; `other_images` (PIL or LoadedImage) go in the same message.
+    """
+    if not context.parts:
+        return context
+    from .engine.budget import question_measure
+
+    pictures = [getattr(image, "image", image) for image in other_images]
+    measure, context_limit = question_measure(assistant, question, pictures, system_prompt)
+    reply_tokens = int(max_new_tokens or assistant.profile.generation.max_new_tokens)
+    return fit_document(context, measure, max(1, context_limit - reply_tokens))
 
 
 # --- progress on a terminal -------------------------------------------------------------------

@@ -91,3 +91,57 @@ def test_ask_pdf_with_pages_and_bad_documents(capsys, tmp_path):
     with Store.open_default() as store:
         # Only the two successful questions were saved; failed document loads saved nothing.
         assert len(store.list_conversations()) == 2
+
+
+def test_ask_pdf_shows_progress_and_reads_the_document_once(capsys, tmp_path, monkeypatch):
+    from assistant import documents
+    from assistant_plugins import pdf as pdf_plugin
+
+    monkeypatch.setattr(documents, "PROGRESS_DELAY_S", 0)  # as if reading took a while
+    reads = []
+    real = pdf_plugin.extract_all_text
+    monkeypatch.setattr(pdf_plugin, "extract_all_text", lambda *args, **kwargs: (reads.append(1), real(*args, **kwargs))[1])
+    pdf = make_pdf(
+        tmp_path / "report.pdf",
+        [f"Introduction {tmp_path.name}", "Weather", "Revenue in 2023 was 4.2 million", "Appendix", "Index"],
+    )
+    code, _, err = run(capsys, "ask", "--profile", "tiny-smolvlm", "--max-tokens", "2", "--pdf", str(pdf), "What was the revenue?")
+    assert code == 0, err
+    assert "indexing report.pdf: 5/5 pages in" in err
+    code, _, err = run(capsys, "ask", "--profile", "tiny-smolvlm", "--max-tokens", "2", "--pdf", str(pdf), "Revenue in 2023?")
+    assert code == 0, err
+    assert reads == [1]  # the second question took the text from the cache
+
+
+def test_ask_pdf_fits_the_pages_to_the_context(capsys, tmp_path):
+    """A context one token too small for all three pages: the weakest page goes as text only, and the footer says so."""
+    from pathlib import Path
+
+    from assistant.api import Assistant
+    from assistant.documents import prepare_document
+    from assistant.engine.budget import question_measure
+
+    question = "What was the revenue?"
+    pdf = make_pdf(
+        tmp_path / "report.pdf",
+        ["Introduction", "Weather", "Revenue in 2023 was 4.2 million, revenue up", "Revenue forecast", "Index", "Revenue again"],
+    )
+    bot = Assistant.from_profile("tiny-qwen2vl")
+    document = prepare_document(bot.plugins, pdf, question, None, bot.profile.documents)
+    assert document.pages == [3, 4, 6] and len(document.images) == 3
+    measure, _limit = question_measure(bot, question)
+    needed = measure([image for image, _source in document.images], document.text)
+    weakest = document.ranking[-1][0]
+    profile = tmp_path / "small-context.toml"
+    base = Path(__file__).resolve().parents[2] / "profiles" / "tiny-qwen2vl.toml"
+    profile.write_text(base.read_text() + f"\n[chat]\ncontext_limit = {needed - 1 + 3}\n")
+    code, _, err = run(capsys, "ask", "--profile", str(profile), "--max-tokens", "3", "--pdf", str(pdf), question)
+    assert code == 0, err
+    assert f"page {weakest} as text only" in err
+    with Store.open_default() as store:
+        (summary,) = store.list_conversations()
+        messages = store.get_conversation(summary.id).messages
+    assert len(messages[0].images) == 2
+    assert f"report.pdf p.{weakest}" not in [image.source for image in messages[0].images]
+    assert f"--- report.pdf page {weakest} ---" in messages[0].text
+    assert messages[1].status == "ok"

@@ -166,6 +166,31 @@ def test_text_comes_in_reading_order(tmp_path: Path) -> None:
     assert text.index("first paragraph") < text.index("second paragraph")
 
 
+def test_document_text_reads_every_page_opening_the_file_once(report: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Any] = []
+    real_open = pymupdf.open
+    monkeypatch.setattr(pymupdf, "open", lambda *args, **kwargs: (opened.append(args), real_open(*args, **kwargs))[1])
+    seen: list[tuple[int, int]] = []
+    pages = plugin.document_text(request(report), lambda done, total: seen.append((done, total)))
+    assert [(page.page, page.page_count, page.text) for page in pages] == [
+        (number, 3, text) for number, text in enumerate(PAGE_TEXTS, 1)
+    ]
+    assert len(opened) == 1
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    # the same text as page by page
+    assert [page.text for page in pages] == [plugin.page_text(request(report, n)).text for n in (1, 2, 3)]
+
+
+def test_document_text_leaves_other_documents_and_needs_the_password(encrypted: Path, tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("not a pdf")
+    assert plugin.document_text(request(other), lambda done, total: None) is None
+    with pytest.raises(DocumentPasswordError):
+        plugin.document_text(request(encrypted), lambda done, total: None)
+    pages = plugin.document_text(request(encrypted, password="sesame"), lambda done, total: None)
+    assert pages[1].text == PAGE_TEXTS[1]
+
+
 # --- bad documents ----------------------------------------------------------------------------
 
 def test_page_out_of_range(report: Path) -> None:

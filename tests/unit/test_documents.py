@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +17,17 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from assistant import hookimpl
+from assistant.document_index import file_sha256, load_index
 from assistant.documents import (
     MAX_PAGES_PER_QUESTION,
     DocumentPasswordError,
+    fit_document,
     format_pages,
     parse_page_spec,
     prepare_document,
     query_terms,
     rank_pages,
+    terminal_progress,
 )
 from assistant.errors import AssistantError
 from assistant.hooktypes import PageRequest, PageText, RenderedPage
@@ -302,3 +308,254 @@ def test_a_third_party_document_plugin_works_the_same(manager: Any, tmp_path: Pa
     # PDFs still go to the built-in plugin
     pdf = make_pdf(tmp_path / "a.pdf", ["alpha"])
     assert prepare_document(manager, pdf, "alpha", None, SETTINGS).text == "--- a.pdf page 1 ---\nalpha"
+
+
+# --- the text index: extracted once, cached by content ----------------------------------------
+
+class CountingReads:
+    """Registered after the PDF plugin, so it is asked first: counts every text read, then lets the PDF plugin answer."""
+
+    def __init__(self) -> None:
+        self.document_text = 0
+        self.page_text = 0
+
+    @hookimpl(specname="document_text")
+    def count_document(self, request: PageRequest) -> None:
+        self.document_text += 1
+
+    @hookimpl(specname="page_text")
+    def count_page(self, request: PageRequest) -> None:
+        self.page_text += 1
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(cache))
+    return cache / "documents"
+
+
+def test_the_second_question_reads_the_text_from_the_cache(manager: Any, long_report: Path, private_cache: Path) -> None:
+    reads = CountingReads()
+    manager.register(reads, name="counting")
+    first = prepare_document(manager, long_report, "What was the revenue in 2023?", None, SETTINGS)
+    assert (reads.document_text, reads.page_text) == (1, 0)  # the whole document in one call, no per-page reads
+    second = prepare_document(manager, long_report, "revenue forecasts", None, SETTINGS)
+    assert (reads.document_text, reads.page_text) == (1, 0)  # nothing read again
+    assert first.pages == [7, 9] and second.pages == [7, 9]
+    assert second.text.startswith("--- report.pdf page 7 ---\nRevenue in 2023 reached 12 million euros.")
+    (cached,) = private_cache.iterdir()
+    assert cached.name == f"{file_sha256(long_report)}.json"
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o600
+    assert stat.S_IMODE(private_cache.stat().st_mode) == 0o700
+    assert load_index(manager, long_report).cached
+
+
+def test_an_edited_document_is_read_again(manager: Any, long_report: Path, private_cache: Path) -> None:
+    reads = CountingReads()
+    manager.register(reads, name="counting")
+    assert prepare_document(manager, long_report, "revenue 2023", None, SETTINGS).pages == [7, 9]
+    texts = [f"Page {n} is about the weather." for n in range(1, 11)]
+    texts[2] = "Revenue in 2023: see this page now."
+    make_pdf(long_report, texts)  # same name, new content
+    context = prepare_document(manager, long_report, "revenue 2023", None, SETTINGS)
+    assert reads.document_text == 2
+    assert context.pages == [3]
+    assert len(list(private_cache.glob("*.json"))) == 2
+
+
+def test_documents_opened_with_a_password_are_never_cached(manager: Any, tmp_path: Path, private_cache: Path) -> None:
+    document = pymupdf.open()
+    for n in range(5):
+        document.new_page().insert_text((72, 100), f"Secret page {n}" + (" revenue" if n == 3 else ""))
+    path = tmp_path / "locked.pdf"
+    document.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="pw", owner_pw="owner")
+    context = prepare_document(manager, path, "revenue", None, DocumentSettings(page_budget=2, dpi=36), password="pw")
+    assert context.pages == [4]
+    assert not private_cache.exists() or not list(private_cache.iterdir())
+
+
+def test_a_damaged_cache_file_is_read_again(manager: Any, long_report: Path, private_cache: Path) -> None:
+    prepare_document(manager, long_report, "revenue", None, SETTINGS)
+    (cached,) = private_cache.iterdir()
+    cached.write_text("{not json")
+    reads = CountingReads()
+    manager.register(reads, name="counting")
+    assert prepare_document(manager, long_report, "revenue", None, SETTINGS).pages == [7, 9]
+    assert reads.document_text == 1
+    assert json.loads(cached.read_text())["page_count"] == 10
+
+
+def test_progress_counts_the_pages_read(manager: Any, long_report: Path, private_cache: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    prepare_document(manager, long_report, "revenue", None, SETTINGS, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(n, 10) for n in range(1, 11)]
+    seen.clear()
+    prepare_document(manager, long_report, "revenue", None, SETTINGS, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(10, 10)]  # from the cache: done at once
+
+
+def test_a_page_text_only_plugin_is_read_page_by_page_and_cached(manager: Any, tmp_path: Path, private_cache: Path) -> None:
+    plugin = TextDocuments()
+    calls: list[int] = []
+    original = plugin._pages
+    plugin._pages = lambda request: (calls.append(request.page), original(request))[1]  # type: ignore[method-assign]
+    manager.register(plugin, name="text-documents")
+    path = tmp_path / "minutes.txt"
+    path.write_text("Attendance.\fBudget: the revenue target.\fAny other business.\fClose.\fNotes.")
+    seen: list[tuple[int, int]] = []
+    settings = DocumentSettings(pdf_mode="text", page_budget=2)
+    context = prepare_document(manager, path, "revenue", None, settings, progress=lambda d, t: seen.append((d, t)))
+    assert context.pages == [2]
+    assert seen[-1] == (5, 5)
+    assert sorted(calls) == [1, 2, 3, 4, 5]
+    calls.clear()
+    assert prepare_document(manager, path, "budget", None, settings).pages == [2]
+    assert calls == []
+
+
+def _reference_bm25(page_texts: dict[int, str], question: str, top_k: int, k1: float = 1.5, b: float = 0.75) -> list:
+    """The plain BM25 the index must agree with: every page tokenized and counted."""
+    from collections import Counter
+
+    from assistant.document_index import _WORD, _stem
+
+    terms = query_terms(question)
+    if not terms or not page_texts or top_k < 1:
+        return []
+    counts = {page: Counter(_stem(word) for word in _WORD.findall(text.lower())) for page, text in page_texts.items()}
+    lengths = {page: sum(counter.values()) for page, counter in counts.items()}
+    average = (sum(lengths.values()) / len(lengths)) or 1.0
+    ranked = []
+    for page, counter in counts.items():
+        score, matched = 0.0, []
+        for stem, word in terms:
+            tf = counter.get(stem, 0)
+            if tf:
+                frequency = sum(1 for other in counts.values() if stem in other)
+                idf = math.log((len(counts) - frequency + 0.5) / (frequency + 0.5) + 1.0)
+                matched.append(word)
+                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[page] / average))
+        if matched:
+            ranked.append((page, score, matched))
+    ranked.sort(key=lambda item: (-item[1], item[0]))
+    return ranked[:top_k]
+
+
+WORDS = st.sampled_from(
+    ["library", "libraries", "box", "boxes", "day", "days", "revenue", "revenues", "2023", "plot", "plots", "the", "y",
+     "ys", "class", "bus", "a_b", "Übung", "übungen", "x1", "pass", "passes", "mysteries", "mystery", "dayly"]
+)
+
+
+@given(
+    pages=st.lists(st.lists(WORDS, max_size=12).map(" ".join), min_size=1, max_size=6),
+    question=st.lists(WORDS, min_size=1, max_size=4).map(" ".join),
+    separator=st.sampled_from([" ", "-", ", ", "\n"]),
+)
+def test_the_fast_ranking_agrees_with_plain_bm25(pages: list[str], question: str, separator: str) -> None:
+    texts = {number: text.replace(" ", separator) for number, text in enumerate(pages, 1)}
+    fast = rank_pages(texts, question, top_k=3)
+    slow = _reference_bm25(texts, question, top_k=3)
+    assert [(page, matched) for page, _score, matched in fast] == [(page, matched) for page, _score, matched in slow]
+    assert [score for _page, score, _m in fast] == pytest.approx([score for _page, score, _m in slow])
+
+
+# --- fitting the pages into the context -------------------------------------------------------
+
+def fake_measure(calls: list[tuple[int, str]]) -> Any:
+    """100 tokens for the question, 1,000 per image, one per character of text."""
+
+    def measure(images: list[Any], text: str) -> int:
+        calls.append((len(images), text))
+        return 100 + 1000 * len(images) + len(text)
+
+    return measure
+
+
+def test_a_document_that_fits_is_left_alone(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "What was the revenue in 2023?", None, SETTINGS)
+    reason = context.reason
+    calls: list[tuple[int, str]] = []
+    assert fit_document(context, fake_measure(calls), limit=5000) is context
+    assert context.reason == reason and len(calls) == 1 and len(context.images) == 2
+
+
+def test_weaker_pages_go_as_text_only_first(manager: Any, tmp_path: Path) -> None:
+    texts = [f"Page {n}: general matters." for n in range(1, 11)]
+    texts[1] = "Revenue in 2023 reached 12 million euros; revenue grew."
+    texts[4] = "Revenue forecasts."
+    texts[8] = "The revenue of the region in 2023."
+    path = make_pdf(tmp_path / "report.pdf", texts)
+    context = prepare_document(manager, path, "revenue in 2023", None, SETTINGS)
+    assert context.pages == [2, 5, 9]
+    strongest = context.ranking[0][0]
+    assert strongest == 2
+    fit_document(context, fake_measure([]), limit=100 + 1000 + 400)
+    assert context.pages == [2, 5, 9]
+    assert [source for _image, source in context.images] == ["report.pdf p.2"]  # the best page keeps its image
+    assert "--- report.pdf page 5 ---" in context.text and "--- report.pdf page 9 ---" in context.text
+    assert context.reason.endswith("; to fit the model's context (1,500 tokens): pages 5, 9 as text only")
+
+
+def test_the_weakest_pages_are_left_out_when_text_only_is_not_enough(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "revenue", "5-8", SETTINGS)
+    fit_document(context, fake_measure([]), limit=100 + 1000 + 160)  # one image, two pages' text (~75 characters each)
+    # pages asked for: the first ones are kept longest
+    assert context.pages == [5, 6]
+    assert [source for _image, source in context.images] == ["report.pdf p.5"]
+    assert context.reason == "pages 5-8 as asked; to fit the model's context (1,260 tokens): page 6 as text only, pages 7-8 left out"
+
+
+def test_a_page_that_alone_does_not_fit_is_an_error(manager: Any, long_report: Path) -> None:
+    context = prepare_document(manager, long_report, "revenue", "7", SETTINGS)
+    fit_document(context, fake_measure([]), limit=200)  # text only fits
+    assert context.images == [] and context.reason.endswith("page 7 as text only")
+    context = prepare_document(manager, long_report, "revenue", "7", SETTINGS)
+    with pytest.raises(AssistantError, match=r"^report.pdf page 7 alone needs 1\d\d tokens of context but only 120 are free"):
+        fit_document(context, fake_measure([]), limit=120)
+
+
+def test_the_sum_of_part_costs_is_checked_against_the_real_count(manager: Any, long_report: Path) -> None:
+    """A processor may cost more together than apart: the final choice is measured and trimmed again."""
+    context = prepare_document(manager, long_report, "revenue", "1-3", DocumentSettings(pdf_mode="image", dpi=36))
+
+    def measure(images: list[Any], text: str) -> int:
+        return 100 + 1000 * len(images) + (500 if len(images) > 1 else 0)
+
+    fit_document(context, measure, limit=2200)
+    assert context.pages == [1]
+    assert context.reason.endswith("pages 2-3 left out")
+
+
+# --- progress on a terminal -------------------------------------------------------------------
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_lines_for_pipes_and_an_updated_line_for_terminals() -> None:
+    pipe = io.StringIO()
+    report = terminal_progress("big.pdf", pipe, delay=0, every_s=3600)
+    for done in range(1, 6):
+        report(done, 5)
+    lines = pipe.getvalue().splitlines()
+    assert lines[0] == "indexing big.pdf: 1/5 pages"
+    assert re.fullmatch(r"indexing big\.pdf: 5/5 pages in \d+\.\d s", lines[-1])
+    assert len(lines) == 2  # one a while at most, and the last
+
+    terminal = FakeTerminal()
+    report = terminal_progress("big.pdf", terminal, delay=0)
+    report(1, 2)
+    report(2, 2)
+    assert terminal.getvalue().startswith("\rindexing big.pdf: 1/2 pages")
+    assert terminal.getvalue().endswith(" s\n") and "\rindexing big.pdf: 2/2 pages in" in terminal.getvalue()
+
+
+def test_quick_work_shows_no_progress() -> None:
+    pipe = io.StringIO()
+    report = terminal_progress("small.pdf", pipe, delay=60)
+    for done in range(1, 4):
+        report(done, 3)
+    assert pipe.getvalue() == ""

@@ -90,7 +90,7 @@ def model_state(profile: Profile) -> ModelState:
         )
     repo = hub_cache_dir() / ("models--" + settings.id.replace("/", "--"))
     return ModelState(profile.name, settings.id, "hub", _hub_state(repo, settings.revision or "main"),
-                      directory_size(repo) if repo.is_dir() else 0, str(repo))
+                      directory_size(repo / "blobs") if repo.is_dir() else 0, str(repo))
 
 
 def _hub_state(repo: Path, revision: str) -> str:

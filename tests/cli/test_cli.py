@@ -130,15 +130,211 @@ def test_unknown_and_malformed_profiles(capsys, tmp_path):
     assert code == 2 and "unknown key 'flavour'" in one_line_error(err)
 
 
-def test_missing_model_says_how_to_fix(capsys, tmp_path):
-    code, _, err = run(capsys, "ask", "--model", "someone/not-downloaded-model", "hi")
+def test_missing_model_says_how_to_fix_and_leaves_no_chat(capsys, tmp_path):
+    code, _, err = run(capsys, "ask", "--model", "someone/not-downloaded-model", "hi there")
     line = one_line_error(err)
     assert code == 2
     assert "someone/not-downloaded-model" in line and "--profile tiny-smolvlm" in line and "--model PATH" in line
+    assert "not kept" in line and "unsaved-questions.jsonl" in line
     with Store.open_default() as store:
-        (summary,) = store.list_conversations()
-        messages = store.get_conversation(summary.id).messages
-    assert messages[0].text == "hi" and messages[1].status == "failed"
+        assert store.list_conversations() == []
+    saved = (user_paths().data / "unsaved-questions.jsonl").read_text()
+    assert json.loads(saved.splitlines()[-1])["question"] == "hi there"
+
+
+def test_a_model_path_that_does_not_exist_is_named(capsys, tmp_path):
+    for value in (str(tmp_path / "wrong" / "path"), "./no-model-here", "~/nowhere/model"):
+        code, _, err = run(capsys, "ask", "--model", value, "hi")
+        line = one_line_error(err)
+        assert code == 2 and f"no such model directory: {value}" in line and "--model PATH" not in line
+    with Store.open_default() as store:
+        assert store.list_conversations() == []
+
+
+# --- stdin, sampling options, JSON output, continuing --------------------------------------------
+
+def pipe_into_stdin(monkeypatch, tmp_path, data: bytes):
+    """Make stdin a real redirected file, as `assistant ask ... < file` does."""
+    source = tmp_path / "stdin.bin"
+    source.write_bytes(data)
+    handle = open(source, "r", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", handle)
+    return handle
+
+
+def user_messages(chat_id=1):
+    with Store.open_default() as store:
+        conversation = store.get_conversation(chat_id)
+    return conversation, [m for m in conversation.messages if m.role == "user"]
+
+
+def test_piped_text_is_added_after_the_question(capsys, monkeypatch, tmp_path):
+    pipe_into_stdin(monkeypatch, tmp_path, b"Zebras have stripes.\nThey live in Africa.\n")
+    code, out, err = ask(capsys, "summarise")
+    assert code == 0, err
+    conversation, (question,) = user_messages()
+    assert question.text == "summarise\n\nZebras have stripes.\nThey live in Africa."
+    assert conversation.title == "summarise"
+
+
+def test_piped_text_alone_is_the_question(capsys, monkeypatch, tmp_path):
+    pipe_into_stdin(monkeypatch, tmp_path, b"what is a zebra?\n")
+    code, _, err = ask(capsys)
+    assert code == 0, err
+    _, (question,) = user_messages()
+    assert question.text == "what is a zebra?"
+
+
+def test_piped_bytes_that_are_not_text_are_refused(capsys, monkeypatch, tmp_path):
+    pipe_into_stdin(monkeypatch, tmp_path, b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    code, _, err = ask(capsys, "what is this?")
+    assert code == 2 and "--image -" in one_line_error(err)
+
+
+def test_image_from_stdin(capsys, monkeypatch, tmp_path):
+    image = make_image(tmp_path / "clip.png", (200, 100), "blue")
+    pipe_into_stdin(monkeypatch, tmp_path, image.read_bytes())
+    code, _, err = ask(capsys, "--image", "-", "what is this?")
+    assert code == 0, err
+    _, (question,) = user_messages()
+    (part,) = question.images
+    assert (part.width, part.height, part.source) == (200, 100, "stdin")
+    assert question.text == "what is this?"
+
+
+def test_image_from_stdin_needs_something_piped(capsys):
+    code, _, err = ask(capsys, "--image", "-", "what is this?")
+    assert code == 2 and "nothing is piped" in one_line_error(err)
+
+
+def test_ask_json_prints_one_object(capsys, tmp_path):
+    code, out, err = ask(capsys, "--json", "hi")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["chat_id"] == 1 and record["status"] == "ok" and record["profile"] == "tiny-smolvlm"
+    assert record["tokens"]["completion"] == 4 and record["tokens"]["prompt"] > 0
+    assert record["timings"]["ttft_s"] > 0
+    assert record["grounding"] is None and record["notes"] == []
+    with Store.open_default() as store:
+        saved = store.get_conversation(1).messages[-1]
+    assert (record["message_id"], record["text"]) == (saved.id, saved.text)
+
+
+def test_ask_json_stream_prints_lines_as_text_arrives(capsys):
+    code, out, err = ask(capsys, "--json-stream", "hi")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[-1]["type"] == "reply" and all(line["type"] == "text" for line in lines[:-1])
+    assert len(lines) > 1
+    assert "".join(line["text"] for line in lines[:-1]) == lines[-1]["text"]
+
+
+def test_ask_json_with_grounding_shapes(capsys, monkeypatch):
+    """The grounding shapes of a reply with a box reach the JSON (the tiny model's text is noise, so it is set)."""
+    from assistant.api import ReplyStream
+
+    def fake_pieces(self):
+        self._started = True
+        self.text = '[{"bbox_2d": [100, 100, 500, 500], "label": "cat"}]'
+        self._finish(status="ok")
+        yield self.text
+
+    monkeypatch.setattr(ReplyStream, "_read", fake_pieces)
+    image = make_image(user_paths().ensure().data / "cat.png", (400, 300))
+    code, out, err = ask(capsys, "--json", "--image", str(image), "where is the cat?")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["grounding"]["shapes"][0]["label"] == "cat"
+    assert record["grounding"]["image_size"] == [400, 300]
+
+
+def test_sampling_options_and_system_prompt(capsys):
+    args = ("--temperature", "1.5", "--top-p", "0.9", "--seed", "5", "--max-tokens", "10", "--json", "pick words")
+    first = json.loads(ask(capsys, *args)[1])
+    second = json.loads(ask(capsys, *args)[1])
+    assert first["text"] == second["text"]
+    plain = json.loads(ask(capsys, "--json", "pick words")[1])
+    system = json.loads(ask(capsys, "--json", "--system", "Answer with one word, always.", "pick words")[1])
+    assert system["tokens"]["prompt"] > plain["tokens"]["prompt"]
+    with Store.open_default() as store:
+        meta = store.get_conversation(system["chat_id"]).messages[-1].meta
+    assert meta.extra["system_prompt"] == "Answer with one word, always."
+
+
+def test_continue_the_most_recent_chat(capsys):
+    code, _, err = ask(capsys, "-c", "hi")
+    assert code == 2 and "no saved chat to continue" in one_line_error(err)
+    assert ask(capsys, "first")[0] == 0
+    assert ask(capsys, "other chat")[0] == 0
+    assert ask(capsys, "--chat", "1", "back to the first")[0] == 0  # chat 1 is now the most recent
+    assert ask(capsys, "-c", "continued")[0] == 0
+    assert ask(capsys, "--chat", "last", "and again")[0] == 0
+    _, questions = user_messages(1)
+    assert [m.text for m in questions] == ["first", "back to the first", "continued", "and again"]
+    code, _, err = ask(capsys, "--chat", "newest", "hi")
+    assert code == 2 and "chat id or `last`" in one_line_error(err)
+
+
+def test_ask_help_lists_the_new_options(capsys):
+    code, out, _ = run(capsys, "ask", "--help")
+    assert code == 0
+    out = " ".join(out.split())
+    for option in ("--system", "--temperature", "--top-p", "--seed", "--max-tokens", "--json", "--json-stream",
+                   "--continue", "-c", "--chat ID|last", "- reads one from stdin", "piped"):
+        assert option in out, option
+
+
+# --- models, pull ---------------------------------------------------------------------------------
+
+def fake_hub_download(cache, repo_id, complete=True):
+    """A Hugging Face cache entry laid out as huggingface_hub writes it (blobs, refs, snapshot links)."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    files = {"config.json": b"{}", "model.safetensors": b"w" * 5000}
+    if not complete:
+        files = {"config.json": b"{}"}
+        (repo / "blobs" / "feed.incomplete").write_bytes(b"w" * 100)
+    for name, data in files.items():
+        blob = repo / "blobs" / f"blob-{name}"
+        blob.write_bytes(data)
+        (snapshot / name).symlink_to(blob)
+    return repo
+
+
+def test_models_lists_local_and_missing_models(capsys, monkeypatch, tmp_path):
+    cache = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    fake_hub_download(cache, "HuggingFaceTB/SmolVLM-256M-Instruct")
+    fake_hub_download(cache, "Qwen/Qwen2.5-VL-3B-Instruct", complete=False)
+    assert ask(capsys, "build the tiny model")[0] == 0
+    code, out, err = run(capsys, "models")
+    assert code == 0, err
+    rows = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in out.splitlines()}
+    assert "built locally" in rows["tiny-smolvlm"] and "KB" in rows["tiny-smolvlm"]
+    assert "downloaded" in rows["smolvlm-256m"] and "5.0 KB" in rows["smolvlm-256m"]
+    assert "partly downloaded" in rows["qwen2.5-vl-3b"]
+    assert "not downloaded" in rows["smolvlm2-2.2b"]
+    assert "assistant pull" in err
+    code, out, _ = run(capsys, "models", "--json")
+    states = {item["profile"]: item for item in json.loads(out)}
+    assert states["smolvlm-256m"]["size_bytes"] == 5002 and states["smolvlm-256m"]["kind"] == "hub"
+
+
+def test_pull_offline_and_local_builds_do_not_touch_the_network(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, _ = run(capsys, "pull", "tiny-smolvlm")
+    assert code == 0 and "built locally" in out
+    code, _, err = run(capsys, "pull", "smolvlm-256m")
+    line = one_line_error(err)
+    assert code == 2 and "HuggingFaceTB/SmolVLM-256M-Instruct" in line and "HF_HUB_OFFLINE" in line
+    code, _, err = run(capsys, "pull", "no-such-profile")
+    assert code == 2 and "unknown profile" in one_line_error(err)
 
 
 def test_unknown_chat_for_show_and_delete(capsys):

@@ -85,6 +85,48 @@ class AttachingMixin(_App):
     def on_prompt_area_paths_pasted(self, event: PromptArea.PathsPasted) -> None:
         self.attach_image_files(list(event.paths))
 
+    def on_prompt_area_paste_requested(self, event: PromptArea.PasteRequested) -> None:
+        """Ctrl+V: the clipboard is read off the UI thread (a question sent meanwhile waits for the chip)."""
+        self._image_loads += 1
+        self._paste_clipboard(self.clipboard)
+
+    @work(thread=True, group="attach", exit_on_error=False)
+    def _paste_clipboard(self, local_text: str) -> None:
+        from ..images import load_image_bytes
+        from .clipboard import read_clipboard
+
+        try:
+            content = read_clipboard()
+            if content.image is not None:
+                self.post_message(ImageLoaded(load_image_bytes(content.image, "clipboard", f"the clipboard's {content.image_type}")))
+            elif content.text:
+                self.call_from_thread(self._paste_text, content.text)
+            else:
+                self.call_from_thread(self.notify, "the clipboard is empty: nothing to paste", severity="warning")
+        except AssistantError as error:
+            if local_text:  # no system clipboard here: paste what was copied inside the app, and say why
+                self.call_from_thread(self._paste_text, local_text)
+                self.call_from_thread(self.notify, f"{error} (pasted the text copied in this app)", severity="warning",
+                                      markup=False, timeout=10)
+            else:
+                self.call_from_thread(self.notify, str(error), severity="error", markup=False, timeout=10)
+        except Exception as error:  # noqa: BLE001 - a bug: logged, shown, the app stays up
+            log.exception("pasting from the clipboard failed")
+            self.call_from_thread(self.notify, f"pasting failed: {type(error).__name__}: {error}", severity="error",
+                                  markup=False)
+        finally:
+            self.post_message(ImagesDone())
+
+    def _paste_text(self, text: str) -> None:
+        """Pasted text goes in at the cursor; text that names image files attaches them, as a terminal paste does."""
+        from .completion import image_paths_in_paste
+
+        paths = image_paths_in_paste(text)
+        if paths:
+            self.attach_image_files(paths)
+        else:
+            self.prompt.insert(text)
+
     def on_chip_remove_requested(self, event: Chip.RemoveRequested) -> None:
         self.attachments.remove(event.chip.attachment)
         self.chips.remove_chip(event.chip.attachment)

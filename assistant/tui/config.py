@@ -75,6 +75,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
 
 FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
     ("↑ / ↓", "History (on the first / last line), menu", PROMPT),
+    ("Ctrl+V", "Paste the clipboard: an image becomes a chip (wl-paste / xclip / pngpaste), text goes in", PROMPT),
     ("Backspace", "At the start: remove the last chip", PROMPT),
     ("Enter", "Open the highlighted chat", CHAT_LIST),
     ("Letters", "Typed into the search box (the list has no letter keys)", CHAT_LIST),

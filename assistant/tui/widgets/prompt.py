@@ -114,6 +114,9 @@ class PromptArea(TextArea):
     class RemoveLastAttachment(Message):
         pass
 
+    class PasteRequested(Message):
+        """Ctrl+V: the app reads the system clipboard (an image becomes a chip, text goes into the prompt)."""
+
     def __init__(self, menu: CompletionMenu, **kwargs: object) -> None:
         super().__init__(
             soft_wrap=True,
@@ -214,6 +217,14 @@ class PromptArea(TextArea):
             self._show_history(self._draft)
         else:
             self._show_history(self.prompt_history[self._history_index])
+
+    def action_paste(self) -> None:
+        """Ctrl+V (TextArea's paste key): ask the app for the system clipboard, which may hold an image.
+
+        TextArea would paste only text the app itself copied; the terminal's own paste (Ctrl+Shift+V) still
+        arrives as a Paste event with the text.
+        """
+        self.post_message(self.PasteRequested())
 
     def action_delete_left(self) -> None:
         if self.cursor_location == (0, 0) and self.selection.is_empty:

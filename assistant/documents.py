@@ -423,7 +423,10 @@ def fit_to_model(
     from .engine.budget import question_measure
 
     pictures = [getattr(image, "image", image) for image in other_images]
-    measure, context_limit = question_measure(assistant, question, pictures, system_prompt)
+    counted = question_measure(assistant, question, pictures, system_prompt)
+    if counted is None:
+        return context
+    measure, context_limit = counted
     reply_tokens = int(max_new_tokens or assistant.profile.generation.max_new_tokens)
     return fit_document(context, measure, max(1, context_limit - reply_tokens))
 

@@ -18,14 +18,18 @@ if TYPE_CHECKING:
 
 def question_measure(
     assistant: Any, question: str, other_images: Sequence["Image"] = (), system_prompt: str | None = None
-) -> tuple[Callable[[list["Image"], str], int], int]:
+) -> tuple[Callable[[list["Image"], str], int], int] | None:
     """(measure, context limit) for `question` asked with `other_images` and a document's parts.
 
     `measure(images, context_text)` is the prompt length in tokens of the user message that `Chat.stream`
     would store: the other images, then `images`, then `context_text` before the question. Loads the model.
+    None for a backend without the in-process engine (a server counts its own tokens).
     """
-    engine = assistant.engine
-    loaded = engine.loaded
+    backend = assistant.load()
+    engine = getattr(backend, "engine", backend)  # the transformers backend wraps the Engine
+    loaded = getattr(engine, "loaded", None)
+    if loaded is None or not getattr(loaded, "processor", None):
+        return None
     system = assistant.profile.chat.system_prompt if system_prompt is None else system_prompt
     fixed = list(other_images)
 

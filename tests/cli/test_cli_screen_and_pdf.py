@@ -129,7 +129,7 @@ def test_ask_pdf_fits_the_pages_to_the_context(capsys, tmp_path):
     bot = Assistant.from_profile("tiny-qwen2vl")
     document = prepare_document(bot.plugins, pdf, question, None, bot.profile.documents)
     assert document.pages == [3, 4, 6] and len(document.images) == 3
-    measure, _limit = question_measure(bot, question)
+    measure, _limit = question_measure(bot, question)  # type: ignore[misc]
     needed = measure([image for image, _source in document.images], document.text)
     weakest = document.ranking[-1][0]
     profile = tmp_path / "small-context.toml"

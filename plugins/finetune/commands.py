@@ -344,9 +344,11 @@ def chats_export_dataset(fmt: str, output: str, **params: Any) -> None:
     from .dataset import build_dataset
     from .formats import write_dataset
 
+    from assistant.plugins import get_plugin_manager
+
     selection = selection_from(params)
     with Store.open_default() as store:
-        dataset = build_dataset(store, selection)
+        dataset = build_dataset(store, selection, get_plugin_manager())  # the same examples training would use
         lines, images = write_dataset(dataset.examples, dataset.images, Path(output), fmt)
     click.echo(f"wrote {lines} conversations and {images} images to {output} ({fmt})")
     for warning in dataset.stats.warnings():

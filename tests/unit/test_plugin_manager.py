@@ -342,3 +342,49 @@ def test_a_disabled_builtin_is_still_a_builtin():
     info = {info.name: info for info in manager.plugins()}["pdf"]
     assert (info.status, info.builtin) == ("disabled", True)
     assert info.disabled_by == "the profile's [plugins] disable"
+
+
+# --- what plugins hand back runs through the guard -------------------------------------------------------------------
+
+def test_a_slash_command_that_raises_names_its_plugin():
+    from assistant.guard import PluginError
+
+    class Loud:
+        @hookimpl
+        def register_slash_commands(self, register):
+            def run(context, argument):
+                raise KeyError("nope")
+
+            register(SlashCommand("loud", "raises", run))
+
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.register(Loud(), name="loud-plugin")
+    (command,) = manager.collect("register_slash_commands")
+    with pytest.raises(PluginError, match=r"^plugin loud-plugin failed in /loud: KeyError: 'nope'; disable it"):
+        command.run(None, "")
+    assert manager.plugins()[0].status == "failing"
+
+
+def test_a_plugin_slash_command_overrides_a_tui_command_only_when_it_says_so():
+    from assistant.tui.commands import CommandTable
+
+    plain = SlashCommand("quit", "mine", lambda context, argument: None, plugin="p")
+    table = CommandTable([("p", plain)])
+    assert table.get("quit").plugin is None and table.shadowed == ["quit"]
+    table = CommandTable([("p", SlashCommand("quit", "mine", plain.run, override=True, plugin="p"))])
+    assert table.get("quit").source == "p"
+
+
+def test_conversation_to_examples_results_are_checked():
+    from assistant.conversation import Conversation
+    from assistant.guard import PluginError
+
+    class Junk:
+        @hookimpl
+        def conversation_to_examples(self, conversation):
+            return "not a list"
+
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.register(Junk(), name="junk")
+    with pytest.raises(PluginError, match="conversation_to_examples returned str, not a list of dicts or None"):
+        manager.call_each("conversation_to_examples", conversation=Conversation())

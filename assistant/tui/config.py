@@ -3,7 +3,7 @@
 The user config file may hold
 
     [keys]                 # binding id = "key" or "key1,key2" (or a list of keys)
-    toggle_sidebar = "f2"
+    toggle_sidebar = "f9"  # a key bound twice (F2 is rate_up) is reported once and marked on the help screen
     send = "enter"
 
     [tui]
@@ -110,6 +110,42 @@ class TuiConfig:
         """The keys in effect for a binding id (the override, else the default)."""
         return self.keys.get(binding_id) or key_spec(binding_id).keys
 
+    def clashes(self) -> list["KeyClash"]:
+        """Keys bound to two actions active at once (shown once as a warning at start-up, and on the help screen)."""
+        return key_clashes(self)
+
+
+@dataclass(frozen=True)
+class KeyClash:
+    """One key bound to several actions that can be active at the same time: the key does only one of them."""
+
+    key: str
+    ids: tuple[str, ...]
+
+    def describe(self) -> str:
+        actions = " and ".join(f"{binding_id} ({key_spec(binding_id).description})" for binding_id in self.ids)
+        return f"key {key_label(self.key)} is bound to {actions}; it does only one of them: change one in [keys]"
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Scopes whose keys compete: the same one, or Anywhere with any other (the focused widget's key wins there)."""
+    return first == second or GLOBAL in (first, second)
+
+
+def key_clashes(config: "TuiConfig") -> list[KeyClash]:
+    """Keys bound twice where both bindings are active together (e.g. F2 for toggle_sidebar and for rate_up)."""
+    by_key: dict[str, list[KeySpec]] = {}
+    for spec in KEY_SPECS:
+        for key in config.keys_for(spec.id).split(","):
+            if key.strip():
+                by_key.setdefault(key.strip().lower(), []).append(spec)
+    clashes = []
+    for key, specs in by_key.items():
+        ids = [spec.id for spec in specs if any(_overlap(spec.scope, other.scope) for other in specs if other is not spec)]
+        if len(ids) > 1:
+            clashes.append(KeyClash(key, tuple(ids)))
+    return clashes
+
 
 def _key_list(value: Any) -> str | None:
     if isinstance(value, str):
@@ -141,6 +177,7 @@ def parse_tui_config(data: dict[str, Any], source: str = "config.toml") -> TuiCo
             config.problems.append(f"[keys] {binding_id} in {source} must be a key name like \"ctrl+b\"; ignored")
             continue
         config.keys[binding_id] = parsed
+    config.problems.extend(f"{clash.describe()} of {source}" for clash in key_clashes(config))
     tui = data.get("tui", {})
     if not isinstance(tui, dict):
         config.problems.append(f"[tui] in {source} must be a table; it is ignored")

@@ -19,6 +19,7 @@ from ..config import FIXED_KEYS, KEY_SPECS, SCOPES, TuiConfig, key_label
 
 def keys_table(config: TuiConfig) -> Group:
     """Every key by where it works; rebindable ones show their id (the name to use in [keys]), dimmed."""
+    clashing = {binding_id: clash for clash in config.clashes() for binding_id in clash.ids}
     tables = []
     for scope in SCOPES:
         table = Table.grid(padding=(0, 1), expand=True)
@@ -30,7 +31,12 @@ def keys_table(config: TuiConfig) -> Group:
         table.add_column(style="dim", no_wrap=True)
         for spec in KEY_SPECS:
             if spec.scope == scope:
-                table.add_row(Text(key_label(config.keys_for(spec.id))), Text(spec.description), Text(spec.id))
+                description = Text(spec.description)
+                clash = clashing.get(spec.id)
+                if clash is not None:
+                    others = ", ".join(other for other in clash.ids if other != spec.id)
+                    description.append(f"  ⚠ {key_label(clash.key)} is also {others}", style="bold red")
+                table.add_row(Text(key_label(config.keys_for(spec.id))), description, Text(spec.id))
         for keys, description, fixed_scope in FIXED_KEYS:
             if fixed_scope == scope:
                 table.add_row(Text(keys), Text(description), "")
@@ -72,7 +78,8 @@ class HelpScreen(ModalScreen[None]):
                     yield Static(commands_table(self.commands), classes="help-commands")
                     yield Static(
                         f"Rebind a key in the [keys] table of {self.config_file} with the dimmed id, "
-                        'e.g.  toggle_sidebar = "f2".  Theme, thumbnails and timings: the [tui] table.\n'
+                        'e.g.  toggle_sidebar = "f9" (⚠ marks a key bound twice).  Theme, thumbnails and timings: '
+                        "the [tui] table.\n"
                         "To send a message that starts with /, begin it with //.",
                         classes="help-footnote",
                         markup=False,

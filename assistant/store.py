@@ -116,7 +116,24 @@ _MIGRATION_3 = [  # chat titles become searchable; existing titles are indexed b
     "INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild')",
 ]
 
-MIGRATIONS: list[list[str]] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
+_MIGRATION_4 = [  # corrections become searchable (the reply the user wanted); existing ones indexed by the rebuild
+    """CREATE VIRTUAL TABLE corrections_fts USING fts5(
+        correction, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER corrections_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO corrections_fts(rowid, correction) VALUES (new.id, new.correction);
+    END""",
+    """CREATE TRIGGER corrections_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO corrections_fts(corrections_fts, rowid, correction) VALUES ('delete', old.id, old.correction);
+    END""",
+    """CREATE TRIGGER corrections_fts_update AFTER UPDATE OF correction ON messages BEGIN
+        INSERT INTO corrections_fts(corrections_fts, rowid, correction) VALUES ('delete', old.id, old.correction);
+        INSERT INTO corrections_fts(rowid, correction) VALUES (new.id, new.correction);
+    END""",
+    "INSERT INTO corrections_fts(corrections_fts) VALUES ('rebuild')",
+]
+
+MIGRATIONS: list[list[str]] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 TITLE_LENGTH = 60
@@ -609,7 +626,10 @@ class Store:
     # --- search ------------------------------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
-        """Messages and chat titles containing every word of `text` (word prefixes match); title-only hits first."""
+        """Messages, corrections and chat titles containing every word of `text` (word prefixes match).
+
+        Title-only hits come first; a hit in a reply's correction has a snippet starting "correction: ".
+        """
         query = fts_query(text)
         if not query or limit <= 0:
             return []
@@ -627,6 +647,15 @@ class Store:
                 "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
                 (query, limit),
             ).fetchall()
+            correction_rows = conn.execute(
+                "SELECT m.conversation_id, m.id, c.title, 'correction: ' || snippet(corrections_fts, 0, '«', '»', '…', 12) "
+                "FROM corrections_fts JOIN messages m ON m.id = corrections_fts.rowid "
+                "JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE corrections_fts MATCH ? ORDER BY rank LIMIT ?",
+                (query, limit),
+            ).fetchall()
+        found_messages = {row[1] for row in message_rows}
+        message_rows += [row for row in correction_rows if row[1] not in found_messages]
         found_in_messages = {row[0] for row in message_rows}
         # An auto-title repeats the first message: a title hit only counts for chats no message hit already shows.
         title_rows = [row for row in title_rows if row[0] not in found_in_messages]

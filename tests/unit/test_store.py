@@ -50,6 +50,7 @@ def fts_consistent(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
         conn.execute("INSERT INTO conversations_fts(conversations_fts, rank) VALUES ('integrity-check', 1)")
+        conn.execute("INSERT INTO corrections_fts(corrections_fts, rank) VALUES ('integrity-check', 1)")
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
@@ -360,6 +361,25 @@ def test_search_never_raises_on_user_input(store: Store, nasty: str) -> None:
     assert isinstance(hits, list)
 
 
+def test_search_finds_corrections_and_follows_their_changes(store: Store, tmp_path: Path) -> None:
+    chat = store.create_conversation(title="Plants")
+    store.add_message(chat.id, user("What tree is this?"))
+    reply = store.add_message(chat.id, Message(role="assistant", parts=[TextPart("An oak.")]))
+    assert store.search("sycamore") == []
+    store.set_correction(reply.id, "A sycamore maple.")
+    [hit] = store.search("sycamore")
+    assert (hit.conversation_id, hit.message_id) == (chat.id, reply.id) and hit.snippet.startswith("correction: ")
+    assert [h.message_id for h in store.search("oak")] == [reply.id]  # the reply's own text is still found
+    store.set_correction(reply.id, "A beech.")
+    assert store.search("sycamore") == [] and [h.message_id for h in store.search("beech")] == [reply.id]
+    store.set_correction(reply.id, None)
+    assert store.search("beech") == []
+    store.set_correction(reply.id, "A birch.")
+    store.delete_conversation(chat.id)
+    assert store.search("birch") == []
+    fts_consistent(store.path)
+
+
 def test_search_quotes_are_plain_text(store: Store) -> None:
     chat = store.create_conversation()
     message = store.add_message(chat.id, user('he said "foo" and OR left'))
@@ -439,6 +459,8 @@ def test_migrates_a_version_1_store(tmp_path: Path) -> None:
         assert [c.id for c in store.list_conversations(tag="travel")] == [7]
         assert [(h.conversation_id, h.message_id) for h in store.search("holiday")] == [(7, 0)]
         assert [h.message_id for h in store.search("beach")] == [3]
+        [corrected] = store.search("algarve")  # migration 4 indexed the correction written by release 1
+        assert corrected.message_id == 4 and corrected.snippet == "correction: In the «Algarve»."
         new = store.add_message(7, user("and this one?"))
         assert new.id == 5
     with sqlite3.connect(path) as conn:

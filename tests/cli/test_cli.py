@@ -375,3 +375,13 @@ def test_real_console_script_runs(tmp_path):
     assert result.returncode == 0 and "tiny-smolvlm" in result.stdout
     result = subprocess.run([exe, "chats", "show", "5"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: no chat with id 5")
+
+
+def test_models_and_warning_routing_stay_light():
+    """`assistant models` reads directories only: its modules import no torch, transformers or huggingface_hub."""
+    code = (
+        "import json, sys, assistant.models, assistant.libwarnings\n"
+        "print(json.dumps([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules]))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(output.strip().splitlines()[-1]) == []

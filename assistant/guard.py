@@ -325,10 +325,13 @@ def check_tool_result(value: Any) -> str | None:
 
 
 def check_train_result(value: Any) -> str | None:
-    """A TrainResult: at least `name`, `path` and `status` (complete or stopped)."""
-    missing = [name for name in ("name", "path", "status") if not hasattr(value, name)]
-    if missing:
-        return f"train returned {_type_name(value)}, not a TrainResult (no {', '.join(missing)})"
+    """A TrainResult whose status is complete or stopped."""
+    from .hooktypes import TrainResult
+
+    if not isinstance(value, TrainResult):
+        return f"train returned {_type_name(value)}, not a TrainResult"
+    if value.status not in ("complete", "stopped"):
+        return f"TrainResult.status is {value.status!r}, not complete or stopped"
     return None
 
 

@@ -184,8 +184,53 @@ class Tool:
     """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
+@dataclass
+class TrainProgress:
+    """One progress report a trainer passes to `progress(update)`: phase is data, loading, training, eval, saving
+    or done."""
+
+    phase: str
+    message: str = ""
+    """One line for people (what is happening now)."""
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    loss: float | None = None
+    """Training loss of the latest step."""
+    eval_loss: float | None = None
+    lr: float = 0.0
+    samples_per_s: float | None = None
+    eta_s: float | None = None
+    """Seconds left, estimated."""
+    stats: Any = None
+    """With phase "data": what the data holds (the built-in trainer passes its DatasetStats)."""
+
+
+@dataclass
+class TrainResult:
+    """What `Trainer.train` returns."""
+
+    name: str
+    """The adapter's name."""
+    path: Path
+    """Where the adapter (or the checkpoint of a stopped run) is saved."""
+    status: str
+    """complete, or stopped (a checkpoint was saved: resume continues it)."""
+    step: int = 0
+    total_steps: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Numbers for people and for `assistant adapters show` (train_loss_last_epoch, eval_loss, steps...)."""
+    stats: Any = None
+    """What the training data held (the built-in trainer's DatasetStats)."""
+    message: str = ""
+    """One line: why it stopped, or what was saved."""
+
+
 @dataclass(frozen=True)
 class Trainer:
+    """A fine-tuning method: `train(config, progress=None, **options)` returns a TrainResult."""
+
     name: str
     description: str
     train: Callable[..., Any]

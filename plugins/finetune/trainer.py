@@ -25,6 +25,7 @@ from assistant.adapters import (
     write_meta,
 )
 from assistant.errors import AssistantError
+from assistant.hooktypes import TrainProgress, TrainResult  # public: third-party trainers use them too
 
 from .checkpoint import latest_checkpoint, load_checkpoint, read_state, remove_checkpoints, rng_tensors, save_checkpoint
 from .dataset import (
@@ -125,37 +126,6 @@ class TrainSettings:
         for key in ("name", "profile", "selection"):
             data.pop(key)
         return data
-
-
-@dataclass
-class TrainProgress:
-    """One progress report: phase is data, loading, training, eval, saving or done."""
-
-    phase: str
-    message: str = ""
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    epochs: int = 0
-    loss: float | None = None
-    eval_loss: float | None = None
-    lr: float = 0.0
-    samples_per_s: float | None = None
-    eta_s: float | None = None
-    stats: DatasetStats | None = None
-
-
-@dataclass
-class TrainResult:
-    name: str
-    path: Path
-    status: str
-    """complete, or stopped (a checkpoint was saved: resume continues it)."""
-    step: int
-    total_steps: int
-    metrics: dict[str, Any]
-    stats: DatasetStats
-    message: str = ""
 
 
 ProgressFn = Callable[[TrainProgress], None]

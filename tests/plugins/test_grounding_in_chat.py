@@ -81,6 +81,33 @@ def test_reply_with_boxes_is_parsed_stored_and_zoomable(context):
         zoom_command(context, "2")
 
 
+def test_zoom_finds_boxes_in_an_imported_reply(context, tmp_path):
+    """A chat imported from a dataset file has no stored grounding: /zoom parses the reply's own text."""
+    import json
+
+    from assistant import Chat
+    from assistant_plugins.finetune.formats import import_file
+
+    make_image(tmp_path / "data" / "shot.png", (400, 300), "blue")
+    reply = '```json\n[{"bbox_2d": [250, 250, 750, 750], "label": "blue square"}]\n```'
+    record = {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "where?"}]},
+                           {"role": "assistant", "content": [{"type": "text", "text": reply}]}],
+              "images": ["shot.png"]}
+    dataset = tmp_path / "data" / "grounded.jsonl"
+    dataset.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    store = context.chat.assistant.store
+    [chat_id] = import_file(store, dataset).conversation_ids
+    imported = store.get_conversation(chat_id)
+    assert not (imported.messages[-1].meta and imported.messages[-1].meta.extra.get("grounding"))
+    context.chat = Chat(context.chat.assistant, imported)
+    zoom_command(context, "1")
+    (crop, source), = context.attached
+    assert source.startswith("zoom of box 1 in ")
+    assert crop.getpixel((crop.width // 2, crop.height // 2)) == (0, 0, 255)
+    with pytest.raises(AssistantError, match="there is no box 2"):
+        zoom_command(context, "2")
+
+
 def test_zoom_without_boxes_and_ground_without_thing(context):
     with pytest.raises(AssistantError, match="no boxes to zoom into yet"):
         zoom_command(context, "1")

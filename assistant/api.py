@@ -615,7 +615,8 @@ class ReplyStream:
                         self.text += piece
         except Exception:  # noqa: BLE001 - the reply is still stored below, as stopped
             log.exception("generation failed while stopping an abandoned reply")
-        self._finish_quietly(text_stream.stats if text_stream is not None and text_stream.finished else None)
+        finished = text_stream is not None and getattr(text_stream, "finished", False)
+        self._finish_quietly(text_stream.stats if finished else None)
 
     def _finish_quietly(self, stats: Any) -> None:
         """Store the reply as stopped from a cleanup path (close, garbage collection): errors are logged, not raised."""

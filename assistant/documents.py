@@ -219,6 +219,7 @@ def prepare_document(
     settings: DocumentSettings | None = None,
     password: str | None = None,
     progress: Progress | None = None,
+    index: TextIndex | None = None,
 ) -> DocumentContext:
     """Choose the pages a question about `path` is sent with and gather their images and text.
 
@@ -226,7 +227,8 @@ def prepare_document(
     the document fits in `settings.page_budget`, else the most relevant pages by the text layer (the first
     ones when there is no text layer or nothing matches). The text layer is read once per file content and
     cached (see assistant.document_index); `progress(pages_done, page_count)` follows that reading.
-    `settings.pdf_mode` picks image, text or both; a page without a text layer is sent as an image even in
+    `index`: that text layer when the caller already has it (the TUI's /pdf reads it once and chooses the
+    pages when the question is sent). `settings.pdf_mode` picks image, text or both; a page without a text layer is sent as an image even in
     text mode. `manager` is an assistant.plugins.PluginManager (anything with `call_first`).
     """
     settings = settings or DocumentSettings()
@@ -244,9 +246,8 @@ def prepare_document(
         return PageRequest(path=path, page=page, dpi=settings.dpi, password=password)
 
     texts: dict[int, str] = {}
-    index: TextIndex | None = None
     first_image: RenderedPage | None = None
-    if not asked and terms:
+    if index is None and not asked and terms:
         # Ranking may be needed: read (or reuse) the whole text layer in one go.
         index = load_index(manager, path, password, progress)
     if index is not None:

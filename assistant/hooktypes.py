@@ -109,6 +109,13 @@ class SlashContext(Protocol):
     def attach_text(self, text: str, source: str) -> None:
         """Add document text to the next message (shown as a chip too)."""
 
+    def attach_document(self, source: str, choose: Callable[[str], Any]) -> None:
+        """Add a document chip whose pages are chosen by the question when it is sent.
+
+        `choose(question)` runs off the UI thread and returns an assistant.documents.DocumentContext: its
+        images and text go with the question (fitted to the model's context) and its footer into the reply's notes.
+        """
+
     def notify(self, message: str, severity: str = "information") -> None:
         """Show a notification (severity: information, warning, error)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from assistant import hookimpl
+from assistant.document_index import TextIndex, load_index
 from assistant.documents import DocumentPasswordError, prepare_document
 from assistant.errors import AssistantError
-from assistant.hooktypes import PageRequest, PageText, RenderedPage, SlashCommand
+from assistant.hooktypes import PageRequest, PageText, ProgressView, RenderedPage, SlashCommand
 
 if TYPE_CHECKING:
     import pymupdf
@@ -285,7 +287,36 @@ def split_pdf_argument(argument: str) -> tuple[str, str | None]:
     raise AssistantError("/pdf takes a file and optional pages, e.g. /pdf report.pdf 2-4; quote paths with spaces")
 
 
+TUI_PROGRESS_AFTER_S = 1.0
+"""/pdf opens a progress screen when reading the document's text takes longer than this."""
+
+
+def _read_index(context: Any, path: Path, password: str | None) -> TextIndex | None:
+    """The document's text layer (cached by content), with a progress screen when reading it takes a while."""
+    state: dict[str, Any] = {"done": 0, "total": None, "finished": False, "shown": False}
+    started = time.monotonic()
+
+    def view() -> ProgressView:
+        total = state["total"]
+        status = f"{state['done']:,} of {total:,} pages read" if total else "opening…"
+        return ProgressView(title=f"Reading {path.name}", completed=state["done"], total=total, status=status,
+                            finished=state["finished"])
+
+    def progress(done: int, total: int) -> None:
+        state.update(done=done, total=total)
+        show = getattr(context, "show_progress", None)
+        if not state["shown"] and show is not None and done < total and time.monotonic() - started >= TUI_PROGRESS_AFTER_S:
+            state["shown"] = True
+            show(view)
+
+    try:
+        return load_index(context.plugin_manager, path, password, progress)
+    finally:
+        state["finished"] = True
+
+
 def _slash_pdf(context: Any, argument: str) -> None:
+    """/pdf FILE PAGES attaches those pages; /pdf FILE attaches the document, whose pages the question chooses."""
     try:
         file, pages = split_pdf_argument(argument)
     except AssistantError as error:
@@ -293,17 +324,23 @@ def _slash_pdf(context: Any, argument: str) -> None:
         return
     path = Path(file).expanduser()
     settings = getattr(getattr(context, "profile", None), "documents", None)
+    budget = max(1, getattr(settings, "page_budget", 3))
+    # A TUI that can hold a document until the question is sent lets the question choose the pages.
+    by_question = pages is None and callable(getattr(context, "attach_document", None))
 
     def start(password: str | None) -> None:
         def work() -> Any:
             try:
-                return prepare_document(context.plugin_manager, path, "", pages, settings, password=password)
+                index = _read_index(context, path, password) if by_question and path.is_file() else None
+                if index is not None and index.page_count > budget and index.has_text:
+                    return index
+                return prepare_document(context.plugin_manager, path, "", pages, settings, password=password, index=index)
             except DocumentPasswordError as error:
                 return error
 
-        context.run_in_background(work, done)
+        context.run_in_background(work, lambda result: done(result, password))
 
-    def done(result: Any) -> None:
+    def done(result: Any, password: str | None) -> None:
         if isinstance(result, DocumentPasswordError):
             prompt = f"Password for {path.name}" + (" (wrong, try again)" if result.wrong_password else "")
 
@@ -314,6 +351,18 @@ def _slash_pdf(context: Any, argument: str) -> None:
                     context.notify(f"{path.name} not attached: no password given", severity="warning")
 
             context.ask_password(prompt, answered)
+            return
+        if isinstance(result, TextIndex):
+            index = result
+
+            def choose(question: str) -> Any:
+                return prepare_document(context.plugin_manager, path, question, None, settings, password=password, index=index)
+
+            context.attach_document(f"{path.name} ({index.page_count:,} pages)", choose)
+            context.notify(
+                f"{path.name} attached: the {budget} pages that best match your question go with it "
+                f"(or /pdf {shlex.quote(file)} 2-4 for pages of your choice)"
+            )
             return
         for image, source in result.images:
             context.attach_image(image, source)
@@ -329,7 +378,7 @@ def register_slash_commands(register: Any) -> None:
     register(
         SlashCommand(
             name="pdf",
-            help="/pdf FILE [PAGES]: attach PDF pages (e.g. /pdf report.pdf 2-4; default: the first pages)",
+            help="/pdf FILE [PAGES]: attach a PDF (e.g. /pdf report.pdf 2-4; default: the pages that match your question)",
             run=_slash_pdf,
             complete_paths=True,
         )

@@ -404,6 +404,9 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         if self._image_loads and question.strip():
             self._held_question = question  # an image is still being read: send when it is a chip
             return
+        if self.attachments.documents and question.strip():
+            self.choose_document_pages(question)  # the question picks the document's pages, then it is sent
+            return
         if not question.strip():
             if len(self.attachments):
                 self.notify("type your question about the attachment, then press Enter", severity="warning")

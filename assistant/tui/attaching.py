@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 
@@ -81,6 +81,69 @@ class AttachingMixin(_App):
         """Text from a plugin (a PDF's text layer) goes before the next question."""
         if text.strip():
             self._add_chip(self.attachments.add_text(text, source))
+
+    @guarded
+    def attach_document(self, source: str, choose: Callable[[str], Any]) -> None:
+        """A document from a plugin (/pdf FILE): its chip waits for the question, which chooses its pages."""
+        self._add_chip(self.attachments.add_document(source, choose))
+
+    _choosing_pages = False
+
+    def choose_document_pages(self, question: str) -> None:
+        """Turn the document chips into the pages that best match `question` (off the UI thread), then send it."""
+        if self._choosing_pages:
+            self.notify("still choosing the pages for the last question; a moment", severity="warning")
+            if not self.prompt.text:
+                self.prompt.set_prompt(question)
+            return
+        self._choosing_pages = True
+        others = [item.image.image for item in self.attachments.items if item.image is not None]
+        ready = self.assistant is not None and self.load_state == "ready"
+        self._choose_pages(question, self.attachments.documents, others, ready)
+
+    @work(thread=True, group="attach", exit_on_error=False)
+    def _choose_pages(self, question: str, documents: list[Attachment], others: list[Any], ready: bool) -> None:
+        from ..documents import fit_to_model
+
+        chosen: list[Any] = []
+        try:
+            for item in documents:
+                assert item.choose is not None
+                context = item.choose(question)
+                if ready:  # counted with the model's own processor; before it is loaded the engine trims history only
+                    context = fit_to_model(self.assistant, context, question, others)
+                chosen.append(context)
+        except AssistantError as error:
+            self.call_from_thread(self._pages_not_chosen, question, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - a plugin's bug: reported, the question kept
+            log.exception("choosing document pages failed")
+            self.call_from_thread(self._pages_not_chosen, question, f"choosing pages failed: {type(error).__name__}: {error}")
+            return
+        self.call_from_thread(self._pages_chosen, question, documents, chosen)
+
+    def _pages_not_chosen(self, question: str, message: str) -> None:
+        self._choosing_pages = False
+        self.notify(message, severity="error", markup=False)
+        if self.ui_alive and not self.prompt.text:
+            self.prompt.set_prompt(question)  # the question comes back; the document chip stays
+
+    @guarded
+    async def _pages_chosen(self, question: str, documents: list[Attachment], chosen: list[Any]) -> None:
+        self._choosing_pages = False
+        if not self.ui_alive:
+            return
+        notes = []
+        for item, context in zip(documents, chosen):
+            self.attachments.remove(item)
+            self.chips.remove_chip(item)
+            for image, source in context.images:
+                self.attach_pil_image(image, source)
+            if context.text:
+                self.attach_text(context.text, f"{context.name} text")
+            notes.append(context.footer)
+        if not await self.send(question, {"notes": notes}) and not self.prompt.text:
+            self.prompt.set_prompt(question)
 
     def on_prompt_area_paths_pasted(self, event: PromptArea.PathsPasted) -> None:
         self.attach_image_files(list(event.paths))

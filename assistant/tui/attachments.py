@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable, Literal
 
 from ..images import LoadedImage
 
 
 @dataclass
 class Attachment:
-    """One chip: an image (ready to store) or a block of text (e.g. a PDF's text layer)."""
+    """One chip: an image (ready to store), a block of text (e.g. a PDF's text layer), or a document whose
+    pages are chosen by the question when it is sent (`choose(question)` -> assistant.documents.DocumentContext)."""
 
-    kind: Literal["image", "text"]
+    kind: Literal["image", "text", "document"]
     number: int
     source: str
     image: LoadedImage | None = None
     text: str = ""
+    choose: Callable[[str], Any] | None = None
 
     @property
     def label(self) -> str:
-        """`[Image #1 cat.png 640x480]` or `[Text #1 report.pdf p.2 1,234 chars]`."""
+        """`[Image #1 cat.png 640x480]`, `[Text #1 report.pdf p.2 1,234 chars]` or `[Document #1 manual.pdf ...]`."""
         if self.image is not None:
             return f"[Image #{self.number} {self.source} {self.image.width}x{self.image.height}]"
+        if self.kind == "document":
+            return f"[Document #{self.number} {self.source}: pages chosen by your question]"
         return f"[Text #{self.number} {self.source} {len(self.text):,} chars]"
 
 
@@ -40,13 +44,21 @@ class Attachments:
     """The pending chips, in order. Numbers count per kind and restart after each message."""
 
     items: list[Attachment] = field(default_factory=list)
-    _next: dict[str, int] = field(default_factory=lambda: {"image": 1, "text": 1})
+    _next: dict[str, int] = field(default_factory=lambda: {"image": 1, "text": 1, "document": 1})
 
     def add_image(self, image: LoadedImage) -> Attachment:
         return self._add(Attachment("image", self._take_number("image"), image.source, image=image))
 
     def add_text(self, text: str, source: str) -> Attachment:
         return self._add(Attachment("text", self._take_number("text"), source, text=text))
+
+    def add_document(self, source: str, choose: Callable[[str], Any]) -> Attachment:
+        return self._add(Attachment("document", self._take_number("document"), source, choose=choose))
+
+    @property
+    def documents(self) -> list[Attachment]:
+        """Documents whose pages wait for the question (the app turns them into image and text chips first)."""
+        return [item for item in self.items if item.kind == "document"]
 
     def remove(self, attachment: Attachment) -> None:
         if attachment in self.items:
@@ -66,7 +78,7 @@ class Attachments:
 
     def clear(self) -> None:
         self.items.clear()
-        self._next = {"image": 1, "text": 1}
+        self._next = {"image": 1, "text": 1, "document": 1}
 
     def __len__(self) -> int:
         return len(self.items)

@@ -41,6 +41,9 @@ class AppSlashContext:
     def attach_text(self, text: str, source: str) -> None:
         self._on_ui(self._app.attach_text, text, source)
 
+    def attach_document(self, source: str, choose: Callable[[str], Any]) -> None:
+        self._on_ui(self._app.attach_document, source, choose)
+
     def notify(self, message: str, severity: str = "information") -> None:
         if severity not in ("information", "warning", "error"):
             severity = "information"

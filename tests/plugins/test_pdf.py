@@ -432,3 +432,66 @@ def test_slash_pdf_errors_are_notified(slash_pdf: Any, report: Path, tmp_path: P
     assert messages[2].endswith("gone.pdf not found; check the path")
     assert messages[3].startswith("/pdf takes a file and optional pages")
     assert context.images == []
+
+
+class DeferringSlashContext(FakeSlashContext):
+    """A TUI that holds a document until the question is sent (attach_document) and shows progress screens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.documents: list[tuple[str, Any]] = []
+        self.progress_views: list[Any] = []
+
+    def attach_document(self, source: str, choose: Any) -> None:
+        self.documents.append((source, choose))
+
+    def show_progress(self, poll: Any, stop: Any = None) -> None:
+        self.progress_views.append(poll)
+
+
+def long_pdf(path: Path, pages: int = 12) -> Path:
+    """Its text names the file, so no other test's cached text is ever taken for it."""
+    texts = [f"Chapter {n} of {path.parent.name}: general notes about the product." for n in range(1, pages + 1)]
+    texts[8] = "The Lambert W function computes the inverse of w times exp(w)."
+    texts[10] = "Function reference: lambertw."
+    return make_pdf(path, texts)
+
+
+def test_slash_pdf_lets_the_question_choose_the_pages(slash_pdf: Any, tmp_path: Path) -> None:
+    manager, command = slash_pdf
+    context = DeferringSlashContext(manager)
+    command.run(context, str(long_pdf(tmp_path / "manual.pdf")))
+    assert context.images == [] and context.texts == []  # nothing is chosen before the question is known
+    ((source, choose),) = context.documents
+    assert source == "manual.pdf (12 pages)"
+    assert context.notes[-1][0].startswith("manual.pdf attached: the 3 pages that best match your question go with it")
+    chosen = choose("What does the Lambert W function compute?")
+    assert chosen.pages == [9, 11]
+    assert chosen.footer == "manual.pdf: pages 9, 11 chosen by relevance to: lambert, function, compute"
+    assert "--- manual.pdf page 9 ---\nThe Lambert W function" in chosen.text
+    assert [source for _image, source in chosen.images] == ["manual.pdf p.9", "manual.pdf p.11"]
+
+
+def test_slash_pdf_with_pages_or_a_short_document_attaches_at_once(slash_pdf: Any, tmp_path: Path) -> None:
+    manager, command = slash_pdf
+    context = DeferringSlashContext(manager)
+    command.run(context, f"{long_pdf(tmp_path / 'manual.pdf')} 2")
+    command.run(context, str(make_pdf(tmp_path / "short.pdf", ["one", "two"])))
+    assert context.documents == []
+    assert [source for _image, source in context.images] == ["manual.pdf p.2", "short.pdf p.1", "short.pdf p.2"]
+    assert [note for note, _severity in context.notes] == ["manual.pdf: page 2 as asked", "short.pdf: all 2 pages"]
+
+
+def test_slash_pdf_shows_progress_while_a_long_document_is_read(
+    slash_pdf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugin, "TUI_PROGRESS_AFTER_S", 0)  # as if reading took a while
+    manager, command = slash_pdf
+    context = DeferringSlashContext(manager)
+    command.run(context, str(long_pdf(tmp_path / "manual.pdf")))
+    (poll,) = context.progress_views
+    view = poll()
+    assert view.title == "Reading manual.pdf"
+    assert (view.completed, view.total, view.finished) == (12, 12, True)
+    assert view.status == "12 of 12 pages read"
+    assert len(context.documents) == 1

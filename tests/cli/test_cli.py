@@ -385,3 +385,19 @@ def test_models_and_warning_routing_stay_light():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(output.strip().splitlines()[-1]) == []
+
+
+def test_cli_sends_library_warnings_to_the_log_file():
+    """What `assistant train` printed: transformers' FutureWarnings. After the CLI starts they go to assistant.log."""
+    script = (
+        "from assistant.cli import main\n"
+        "main(['profiles', 'list'])\n"
+        "from assistant.engine.loading import load_model\n"
+        "from assistant.profiles import load_profile\n"
+        "load_model(load_profile('tiny-smolvlm')).model.is_gradient_checkpointing\n"  # a FutureWarning in transformers 5
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    assert "FutureWarning: `is_gradient_checkpointing`" in user_paths().log_file.read_text()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .engine.engine import Engine
     from .engine.loading import Progress
+    from .hooktypes import ModelBackend
     from .geometry import Grounding
     from .images import LoadedImage
     from .plugins import PluginManager
@@ -89,7 +90,7 @@ class Assistant:
         self._store = store
         self._plugins = plugins
         self.adapter = adapter
-        self._engine: "Engine | None" = None
+        self._backend: "ModelBackend | None" = None
         self._load_lock = threading.Lock()
         from .libwarnings import route_library_warnings
 
@@ -132,34 +133,52 @@ class Assistant:
 
     @property
     def loaded(self) -> bool:
-        return self._engine is not None
+        return self._backend is not None
+
+    @property
+    def backend(self) -> "ModelBackend":
+        """The model behind the profile's `[model] backend` (loaded on first use)."""
+        return self.load()
 
     @property
     def engine(self) -> "Engine":
-        return self.load()
+        """The in-process transformers engine, for features only it has (benchmarks, input sizes, adapters' eval).
 
-    def load(self, progress: "Progress | None" = None) -> "Engine":
-        """Load the model (once; later calls return the same engine)."""
+        Another backend is one clear line saying the feature needs the transformers backend.
+        """
+        backend = self.load()
+        engine = getattr(backend, "engine", None)
+        if engine is None:
+            from .backends import unsupported
+
+            raise unsupported("this feature (the in-process engine)", backend)
+        return engine
+
+    def load(self, progress: "Progress | None" = None) -> "ModelBackend":
+        """Load the model through the profile's backend (once; later calls return the same backend)."""
         with self._load_lock:
-            if self._engine is None:
-                from .engine.engine import Engine
+            if self._backend is None:
+                from .backends import load_backend, unsupported
 
-                if not self.profile.model.local_build:
+                if not self.profile.model.local_build and self.profile.model.backend == "transformers":
                     check_model_source(self.profile.model.id)
-                engine = Engine.load(self.profile, progress)
+                backend = load_backend(self.profile, self.plugins, progress)
                 if self.adapter:
-                    from .adapters import activate_adapter
-
-                    activate_adapter(engine, self.adapter)
-                self._engine = engine
-            return self._engine
+                    if not backend.capabilities.adapters:
+                        backend.close()
+                        raise unsupported("adapters", backend)
+                    backend.set_adapter(self.adapter)
+                self._backend = backend
+            return self._backend
 
     def set_adapter(self, name: str | None) -> None:
         """Switch the active LoRA adapter (None: the base model) without reloading the base model."""
-        from .adapters import activate_adapter
+        if self._backend is not None:
+            if not self._backend.capabilities.adapters:
+                from .backends import unsupported
 
-        if self._engine is not None:
-            activate_adapter(self._engine, name)
+                raise unsupported("adapters", self._backend)
+            self._backend.set_adapter(name)
         self.adapter = name
 
     # --- chats ---------------------------------------------------------------------------------
@@ -562,20 +581,23 @@ class ReplyStream:
         stats = None
         pieces: Iterator[str] | None = None
         try:
-            engine = assistant.engine
+            from .hooktypes import GenerationRequest
+
+            backend = assistant.backend
             started = time.perf_counter()  # TTFT counts input building and prefill, not the one-time model load
-            history = self.chat.conversation.messages[:-1]
-            options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
-            self._text_stream, inputs, dropped = engine.stream(
-                history,
-                store.open_image,
-                self.options.settings(assistant.profile),
-                max_new_tokens=self.max_new_tokens,
-                system_prompt=self.options.system_prompt(assistant.profile),
-                started_at=started,
-                **options,
+            self._text_stream = backend.stream(
+                GenerationRequest(
+                    messages=self.chat.conversation.messages[:-1],
+                    open_image=store.open_image,
+                    settings=self.options.settings(assistant.profile),
+                    max_new_tokens=self.max_new_tokens,
+                    system_prompt=self.options.system_prompt(assistant.profile),
+                    tools=self.tools,
+                    started_at=started,
+                )
             )
-            self._input_sizes = inputs.input_sizes
+            self._input_sizes = self._text_stream.input_sizes
+            dropped = self._text_stream.dropped
             if self._cancel.is_set():
                 self._text_stream.cancel()
             self.message.meta.extra["reused_tokens"] = self._text_stream.stats.reused_tokens

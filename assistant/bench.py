@@ -85,7 +85,8 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
 
     model_source(bot.profile)  # build the local model first: building is not loading
     start = time.perf_counter()
-    engine = bot.load()
+    bot.load()
+    engine = bot.engine
     result = SideResult(name="ours", load_s=time.perf_counter() - start, runs=runs)
     screenshot = image_from_pil(screenshot_like_image(), "bench screenshot")
     processor = engine.loaded.processor

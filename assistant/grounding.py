@@ -90,7 +90,10 @@ def model_input_size(assistant: Any, image: ImagePart) -> tuple[int, int] | None
     """The size the model saw the image at, for formats in absolute input pixels (Qwen2.5-VL)."""
     if not assistant.loaded:
         return None
+    engine = getattr(assistant.backend, "engine", None)
+    if engine is None:
+        return None  # a remote server resizes with its own processor: only the reply's own sizes are known
     from .engine import executor
     from .engine.inputs import model_input_size as engine_input_size
 
-    return executor.run(engine_input_size, assistant.engine.loaded, assistant.store.open_image(image))
+    return executor.run(engine_input_size, engine.loaded, assistant.store.open_image(image))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from .conversation import ImagePart, Message
     from .geometry import Grounding
+    from .profiles import GenerationSettings, Profile
 
 
 # --- screenshots -----------------------------------------------------------------------------
@@ -144,12 +146,143 @@ class SlashCommand:
     """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
+# --- model backends --------------------------------------------------------------------------
+
 @dataclass(frozen=True)
-class Backend:
-    """A model backend: `load(profile)` returns an object with the engine's generate interface."""
+class BackendCapabilities:
+    """What a loaded backend can do; the surfaces check these instead of the backend's name."""
+
+    adapters: bool = False
+    """LoRA adapters can be switched on it (`set_adapter`)."""
+    kv_reuse: bool = False
+    """A follow-up reuses the conversation's computed prompt (cheap follow-ups)."""
+    tools: bool = True
+    """It accepts tool specs and its replies may contain tool calls."""
+    video: bool = False
+    max_context: int = 0
+    """Tokens of context (prompt + reply); 0 when unknown."""
+    grounding_format: str = ""
+    """The reply format for boxes/points ('' : the profile's [grounding] format)."""
+    remote: str = ""
+    """Host the prompts (screens, documents) are sent to; '' when the model runs on this machine."""
+
+
+@dataclass
+class BackendInfo:
+    """What the status bar and `ask`'s stats line show about the loaded model."""
+
+    profile: str
+    model: str
+    device: str = ""
+    dtype: str = ""
+    adapter: str | None = None
+    context_limit: int = 0
+    random_weights: bool = False
+    remote: str = ""
+
+
+@dataclass
+class GenerationStats:
+    """Counts and timings of one reply; complete once its stream has been iterated to the end."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    """Seconds from the call to the first generated token."""
+    decode_s: float = 0.0
+    """Seconds from the first to the last generated token."""
+    total_s: float = 0.0
+    stopped: bool = False
+    finish_reason: str = ""
+    """eos, length, stopped or tool_calls."""
+    raw_text: str = ""
+    """The reply with special tokens kept (grounding formats such as Qwen2-VL's boxes need them)."""
+    output_ids: list[int] = field(default_factory=list)
+    reused_tokens: int = 0
+    """Prompt tokens served from the conversation's KV cache instead of being recomputed."""
+    fast_steps: int = 0
+    """Tokens computed by the transformers engine's fused decode step; 0 elsewhere."""
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed: tokens after the first, over the time after the first."""
+        if self.completion_tokens < 2 or self.decode_s <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s
+
+
+@dataclass
+class GenerationRequest:
+    """Everything a backend needs to write the next assistant reply of a conversation."""
+
+    messages: "Sequence[Message]"
+    """The conversation so far (user, assistant and tool messages; the reply to write is not in it)."""
+    open_image: "Callable[[ImagePart], Image]"
+    """Opens an image part of `messages` (from the store)."""
+    settings: "GenerationSettings"
+    """Sampling: temperature, top_p, seed, max_new_tokens (the profile's, with per-reply overrides)."""
+    max_new_tokens: int | None = None
+    system_prompt: str = ""
+    tools: "Sequence[dict[str, Any]] | None" = None
+    """OpenAI-style function specs the model may call; tool calls come back in the text as
+    `<tool_call>{"name": ..., "arguments": ...}</tool_call>` (assistant.toolcalls parses them)."""
+    started_at: float | None = None
+    """`time.perf_counter()` when the user asked (TTFT is measured from it)."""
+
+
+class ReplyEvents(Protocol):
+    """A reply being generated: iterate for text pieces; `cancel()` from any thread stops it (text kept)."""
+
+    stats: GenerationStats
+    input_sizes: dict[str, tuple[int, int]]
+    """Image sha256 -> (width, height) of the image as the model saw it (grounding maps boxes back from it)."""
+    dropped: int
+    """Leading messages left out so the conversation fits the context."""
+    finished: bool
+    """True once generation has ended (finished, stopped or failed)."""
+
+    def __iter__(self) -> "Iterator[str]": ...
+
+    def cancel(self) -> None: ...
+
+
+class ModelBackend(Protocol):
+    """A loaded model behind one interface: the API, CLI, TUI, agent and server talk only to this.
+
+    One reply at a time per backend (a second `stream` while one runs raises AssistantError). Errors a user
+    can fix (server down, context overflow, wrong key) are AssistantError with one actionable line.
+    """
 
     name: str
-    load: Callable[[Any], Any]
+    capabilities: BackendCapabilities
+
+    @property
+    def info(self) -> BackendInfo: ...
+
+    def stream(self, request: GenerationRequest) -> ReplyEvents: ...
+
+    def set_adapter(self, name: str | None) -> None:
+        """Activate LoRA adapter `name` (None: the base model); AssistantError when unsupported."""
+
+    def close(self) -> None:
+        """Free the model or the connection; the backend is not used afterwards."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A model backend registration: `[model] backend = NAME` in a profile picks it.
+
+    `load(profile, progress)` returns a ModelBackend; `progress(text, fraction_or_None)` reports loading
+    steps (may be None). Loading errors a user can fix are AssistantError.
+    """
+
+    name: str
+    load: "Callable[[Profile, Callable[[str, float | None], None] | None], ModelBackend]"
+    description: str = ""
+    override: bool = False
+    """Replace a built-in backend of the same name (without it, the built-in wins and the clash is reported)."""
+    plugin: str = ""
+    """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +318,9 @@ class Tool:
     run: Callable[..., ToolResult]
     side_effects: bool = False
     timeout_s: float = 30.0
+    reads_paths: tuple[str, ...] = ()
+    """Names of arguments that are file paths the tool reads: a path the user did not attach or name in the chat
+    needs the user's confirmation (the model, a web page or a document cannot choose what is read unasked)."""
     override: bool = False
     """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
     plugin: str = ""

@@ -59,6 +59,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "assistant_plugins.grounding.plugin",
     "assistant_plugins.finetune.plugin",
     "assistant_plugins.tools",
+    "assistant_plugins.transformers_backend",
 )
 
 CORE = "assistant"
@@ -537,6 +538,23 @@ def _load_entry_point(entry_point: Any) -> Any:
     return plugin
 
 
+EXTRA_PLUGINS: dict[str, Any] = {}
+"""Plugins loaded as if installed through an entry point (name -> object): `assistant.testing.installed` uses it."""
+
+
+@dataclass(frozen=True)
+class _Extra:
+    name: str
+    plugin: Any
+
+    @property
+    def value(self) -> str:
+        return repr(self.plugin)
+
+    def load(self) -> Any:
+        return self.plugin
+
+
 def blocked_from_env() -> set[str]:
     raw = os.environ.get("ASSISTANT_DISABLE_PLUGINS", "")
     return {item.strip() for item in raw.split(",") if item.strip()}
@@ -585,7 +603,8 @@ def create_plugin_manager(
         if problem:
             raise ContractError(f"built-in plugin {short}: {problem}")
     if load_entry_points:
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        found = [entry_point for entry_point in entry_points(group=ENTRY_POINT_GROUP) if entry_point.name not in EXTRA_PLUGINS]
+        for entry_point in [*found, *(_Extra(name, plugin) for name, plugin in EXTRA_PLUGINS.items())]:
             known.add(entry_point.name)
             if entry_point.name in blocked:
                 block(entry_point.name, False)

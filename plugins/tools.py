@@ -202,21 +202,24 @@ def ground(phrase: str, image: int | None = None) -> ToolResult:
         raise AssistantError(f"grounding format {settings.format!r} is not registered")
     template = formats[settings.format].prompt or "Locate {thing} in the image. Answer with [x1, y1, x2, y2]."
     question = Message(role="user", parts=[part, TextPart(template.format(thing=phrase))])
-    engine = assistant.engine
-    stream, _inputs, _dropped = engine.stream(
-        [question], assistant.store.open_image, assistant.profile.generation, max_new_tokens=128
+    from assistant.hooktypes import GenerationRequest
+
+    stream = assistant.backend.stream(
+        GenerationRequest([question], assistant.store.open_image, assistant.profile.generation, max_new_tokens=128)
     )
-    for _piece in stream:
+    text = ""
+    for piece in stream:
+        text += piece
         if context.cancelled:  # stopped by the user, or timed out: free the engine for the next step
             stream.cancel()
-    reply = stream.stats.raw_text or stream.text
+    reply = stream.stats.raw_text or text
     grounding = parse_with_fallback(
         formats, settings.format, settings.coordinates, reply, (part.width, part.height),
         model_input_size(assistant, part),
     )
     number = context.image_number(part)
     if grounding is None or not grounding.shapes:
-        return ToolResult(text=f"Found no {phrase!r} on image {number}. The model said: {stream.text.strip()[:200]}")
+        return ToolResult(text=f"Found no {phrase!r} on image {number}. The model said: {text.strip()[:200]}")
     lines = [f"{phrase!r} on image {number} ({part.width}x{part.height} pixels), in pixels:"]
     for shape in grounding.shapes:
         label = f" {shape.label}" if getattr(shape, "label", "") else ""

@@ -5,39 +5,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ..hooktypes import GenerationStats  # noqa: F401 - the stats type lives with the Backend protocol
 from ..profiles import GenerationSettings
 from .memory import trim_freed_memory
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_s: float | None = None
-    """Seconds from the call to the first generated token."""
-    decode_s: float = 0.0
-    """Seconds from the first to the last generated token."""
-    total_s: float = 0.0
-    stopped: bool = False
-    finish_reason: str = ""
-    """eos, length or stopped."""
-    raw_text: str = ""
-    """The reply decoded with special tokens kept (grounding formats such as Qwen2-VL's boxes need them)."""
-    output_ids: list[int] = field(default_factory=list)
-    reused_tokens: int = 0
-    """Prompt tokens served from the conversation's KV cache instead of being recomputed."""
-    fast_steps: int = 0
-    """Tokens computed by the engine's fused decode step (engine.decoding); 0 when transformers' forward ran."""
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Decode speed: tokens after the first, over the time after the first."""
-        if self.completion_tokens < 2 or self.decode_s <= 0:
-            return None
-        return (self.completion_tokens - 1) / self.decode_s
 
 
 def sampling_kwargs(settings: GenerationSettings, max_new_tokens: int | None = None) -> dict[str, Any]:

@@ -371,12 +371,12 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         profile = assistant.profile
         used = context_used(self.chat.conversation.messages) if self.chat is not None else 0
         if self.load_state == "ready":
-            info = assistant.engine.info
+            info = assistant.backend.info
             self.status.show(
                 status_line(
                     profile.name,
                     info.model,
-                    f"{info.device} · {info.dtype}",
+                    f"remote: {info.remote}" if info.remote else f"{info.device} · {info.dtype}",
                     assistant.adapter,
                     used,
                     info.context_limit,

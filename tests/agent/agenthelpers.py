@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
@@ -12,9 +11,7 @@ from PIL import Image
 
 from assistant import Assistant
 from assistant.conversation import Message
-from assistant.engine.generation import GenerationStats
-from assistant.engine.inputs import PromptInputs
-from assistant.hooktypes import Tool, ToolResult
+from assistant.hooktypes import BackendCapabilities, BackendInfo, GenerationRequest, GenerationStats, Tool, ToolResult
 from assistant.profiles import load_profile
 
 Script = Union[str, Callable[[Sequence[Message]], str]]
@@ -29,6 +26,9 @@ class ScriptedTextStream:
         self._cancel = threading.Event()
         self._delay = piece_delay_s
         self._wait = wait_for_cancel
+        self.input_sizes: dict[str, tuple[int, int]] = {}
+        self.dropped = 0
+        self.finished = False
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -51,6 +51,7 @@ class ScriptedTextStream:
         stats.stopped = self._cancel.is_set()
         stats.finish_reason = "stopped" if stats.stopped else "eos"
         stats.raw_text = produced
+        self.finished = True
 
 
 @dataclass
@@ -64,40 +65,42 @@ class PromptRecord:
 
 @dataclass
 class ScriptedEngine:
-    """Stands in for assistant.engine.Engine: each `stream` call takes the next scripted reply."""
+    """A ModelBackend whose replies are given in advance: each `stream` call takes the next scripted reply."""
 
     script: list[Script]
     prompts: list[PromptRecord] = field(default_factory=list)
     wait_for_cancel_at: int | None = None
     """1-based generation that blocks until cancelled (to test stopping)."""
-    loaded: Any = field(default_factory=lambda: SimpleNamespace(processor=None))
-    """Grounding asks the loaded processor for input sizes; None answers "no single size"."""
+    name: str = "scripted"
+    capabilities: BackendCapabilities = field(default_factory=lambda: BackendCapabilities(max_context=8192))
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        open_image: Any,
-        settings: Any,
-        max_new_tokens: int | None = None,
-        system_prompt: str = "",
-        started_at: float | None = None,
-        tools: Sequence[dict] | None = None,
-    ):
-        self.prompts.append(PromptRecord(list(messages), system_prompt, list(tools) if tools else None))
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(profile="tiny-smolvlm", model="scripted", device="cpu", dtype="float32", context_limit=8192)
+
+    def stream(self, request: GenerationRequest) -> ScriptedTextStream:
+        messages = request.messages
+        tools = request.tools
+        self.prompts.append(PromptRecord(list(messages), request.system_prompt, list(tools) if tools else None))
         if not self.script:
             raise AssertionError("the scripted engine ran out of replies")
         item = self.script.pop(0)
         text = item(messages) if callable(item) else item
         wait = self.wait_for_cancel_at == len(self.prompts)
-        # No tensors: the scripted engine never runs a processor (an empty PromptInputs keeps the contract).
-        return ScriptedTextStream(text, wait_for_cancel=wait), PromptInputs(tensors=None, prompt=""), 0
+        return ScriptedTextStream(text, wait_for_cancel=wait)
+
+    def set_adapter(self, name: str | None) -> None:
+        raise AssertionError("the scripted backend has no adapters")
+
+    def close(self) -> None:
+        pass
 
 
 def scripted_assistant(script: Sequence[Script], tools: Sequence[Tool] = (), **engine_options: Any) -> tuple[Assistant, ScriptedEngine]:
     """An assistant on the tiny profile whose engine is scripted; `tools` are registered as a test plugin."""
     assistant = Assistant(load_profile("tiny-smolvlm"))
     engine = ScriptedEngine(list(script), **engine_options)
-    assistant._engine = engine  # type: ignore[assignment]
+    assistant._backend = engine
     if tools:
 
         class TestTools:

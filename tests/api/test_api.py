@@ -229,7 +229,7 @@ def test_a_failure_in_a_chat_with_history_keeps_question_and_marks_reply_failed(
     bot = Assistant.from_profile("tiny-smolvlm")
     chat = bot.chat()
     chat.ask("A first question", max_new_tokens=2)
-    bot.load().loaded.context_limit = 8
+    bot.engine.loaded.context_limit = 8
     with pytest.raises(AssistantError, match="tokens of context") as caught:
         chat.ask("a question that does not fit", max_new_tokens=2)
     assert "not kept" not in str(caught.value)
@@ -242,7 +242,7 @@ def test_a_failure_in_a_chat_with_history_keeps_question_and_marks_reply_failed(
 
 def test_the_same_chat_object_works_again_after_its_first_reply_failed():
     bot = Assistant.from_profile("tiny-smolvlm")
-    engine = bot.load()
+    engine = bot.engine
     limit = engine.loaded.context_limit
     engine.loaded.context_limit = 8
     chat = bot.chat()
@@ -298,7 +298,7 @@ def test_library_warnings_go_to_the_log_not_stderr(tmp_path):
         "from assistant import Assistant\n"
         "logging.basicConfig(filename=%r, level=logging.INFO)\n"
         "bot = Assistant.from_profile('tiny-smolvlm')\n"
-        "bot.load().loaded.model.is_gradient_checkpointing\n"  # deprecated in transformers 5: a FutureWarning
+        "bot.engine.loaded.model.is_gradient_checkpointing\n"  # deprecated in transformers 5: a FutureWarning
         "warnings.warn('a warning of our own', UserWarning)\n"
     ) % str(tmp_path / "log.txt")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
@@ -311,7 +311,7 @@ def test_library_warnings_go_to_the_log_not_stderr(tmp_path):
 def test_context_overflow_drops_oldest_turns(tmp_path):
     bot = Assistant.from_profile("tiny-smolvlm")
     bot.profile.chat.context_limit = 0
-    engine = bot.load()
+    engine = bot.engine
     chat = bot.chat()
     chat.ask("one " * 20, max_new_tokens=2)
     chat.ask("two " * 20, max_new_tokens=2)
@@ -323,7 +323,7 @@ def test_context_overflow_drops_oldest_turns(tmp_path):
 
 def test_a_single_turn_too_big_for_the_context_is_an_error():
     bot = Assistant.from_profile("tiny-smolvlm")
-    engine = bot.load()
+    engine = bot.engine
     engine.loaded.context_limit = 8
     chat = bot.chat()
     with pytest.raises(AssistantError, match="tokens of context"):

@@ -20,7 +20,7 @@ def _bot(profile: str, fast: bool, dtype: str = "float32") -> Assistant:
     import torch
 
     bot = Assistant.from_profile(profile)
-    engine = bot.load()
+    engine = bot.engine
     engine.loaded.model.to(getattr(torch, dtype))
     if not fast:
         engine.decoder = None
@@ -83,7 +83,7 @@ def test_step_logits_match_transformers_forward(profile):
     from transformers import DynamicCache
 
     bot = Assistant.from_profile(profile)
-    model = bot.load().loaded.model
+    model = bot.engine.loaded.model
     decoder = build_fast_decoder(model, "cpu")
     assert decoder is not None
     ids = torch.tensor([[1, 5, 9, 42, 7, 3, 11, 12]])
@@ -136,7 +136,7 @@ def test_fused_weights_are_the_modules_weights_and_unchanged():
     import torch
 
     bot = Assistant.from_profile("tiny-qwen2vl")  # q/k/v biases are fused too
-    model = bot.load().loaded.model
+    model = bot.engine.loaded.model
     decoder = bot.engine.decoder
     assert decoder is not None
     attention = text_decoder(model).layers[0].self_attn
@@ -150,7 +150,7 @@ def test_fused_weights_are_the_modules_weights_and_unchanged():
 
 def test_off_under_an_adapter_on_request_and_off_cpu(tmp_path):
     bot = Assistant.from_profile("tiny-smolvlm")
-    engine = bot.load()
+    engine = bot.engine
     engine.loaded.adapter = "someone"  # what activate_adapter sets: projections now include the LoRA delta
     assert engine._fast_decoder() is None
     engine.loaded.adapter = None
@@ -165,7 +165,7 @@ def test_off_under_an_adapter_on_request_and_off_cpu(tmp_path):
         '[model]\nlocal_build = "tiny-smolvlm"\nrandom_weights = true\n\n[generation]\nfast_decode = false\n'
     )
     plain = Assistant.from_profile("tiny-plain")
-    assert plain.load().decoder is None
+    assert plain.engine.decoder is None
     chat = plain.chat()
     chat.ask("Hello?", max_new_tokens=4)
     assert sum(_fast_steps(chat)) == 0

@@ -46,7 +46,7 @@ def in_float64(bot):
     """float64 keeps the two paths' rounding differences (~1e-16) far below any near-tie of a random model."""
     import torch
 
-    engine = bot.load()
+    engine = bot.engine
     engine.loaded.model.to(torch.float64)
     return engine
 

@@ -12,7 +12,7 @@ def test_grouped_tiles_give_the_same_features(tmp_path):
     from PIL import Image
 
     bot = Assistant.from_profile("tiny-smolvlm")
-    loaded = bot.load().loaded
+    loaded = bot.engine.loaded
     model, processor = loaded.model, loaded.processor
     image = Image.open(make_image(tmp_path / "wide.png", (1400, 700), "purple")).convert("RGB")
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}]
@@ -45,7 +45,7 @@ def _per_image(output):
 
 
 def test_loading_groups_tiles_and_other_families_are_left_alone():
-    smol = Assistant.from_profile("tiny-smolvlm").load().loaded.model
+    smol = Assistant.from_profile("tiny-smolvlm").engine.loaded.model
     assert smol.model.vision_model._tile_group == 4
-    qwen = Assistant.from_profile("tiny-qwen2vl").load().loaded.model
+    qwen = Assistant.from_profile("tiny-qwen2vl").engine.loaded.model
     assert encode_tiles_in_groups(qwen) is False

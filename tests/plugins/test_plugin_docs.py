@@ -255,15 +255,7 @@ def test_every_hook_has_a_caller_to_test() -> None:
     assert not missing, f"add to DRIVERS how the application calls: {', '.join(missing)}"
 
 
-def _hook_params() -> list[Any]:
-    params = []
-    for name in sorted(HOOKS):
-        marks = [pytest.mark.xfail(strict=True, reason="backends issue 15")] if name == "register_backends" else []
-        params.append(pytest.param(name, marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("name", _hook_params())
+@pytest.mark.parametrize("name", sorted(HOOKS))
 def test_every_hook_is_called_by_the_application(
     name: str, recorder: set[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -168,7 +168,7 @@ def test_assistant_api_uses_the_adapter() -> None:
     make_adapter("style")
     assistant = Assistant.from_profile("tiny-smolvlm", adapter="style")
     try:
-        engine = assistant.load()
+        engine = assistant.engine
         assert engine.loaded.adapter == "style" and engine.info.adapter == "style"
         assistant.set_adapter(None)
         assert engine.loaded.adapter is None and assistant.adapter is None

@@ -1,0 +1,100 @@
+"""The built-in `transformers` backend: the in-process Engine behind the ModelBackend protocol.
+
+The engine's conversation KV cache, fused decode step and LoRA adapters stay behind this seam; callers get
+text pieces, stats and the image sizes the model saw.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ..hooktypes import BackendCapabilities, BackendInfo, GenerationRequest, GenerationStats
+
+if TYPE_CHECKING:
+    from ..profiles import Profile
+    from .engine import Engine
+    from .generation import TextStream
+
+NAME = "transformers"
+
+
+class EngineReply:
+    """One reply from the engine (ReplyEvents): its TextStream plus the prompt's image sizes and dropped turns."""
+
+    def __init__(self, stream: "TextStream", input_sizes: dict[str, tuple[int, int]], dropped: int) -> None:
+        self._stream = stream
+        self.input_sizes = input_sizes
+        self.dropped = dropped
+
+    @property
+    def stats(self) -> GenerationStats:
+        return self._stream.stats
+
+    @property
+    def finished(self) -> bool:
+        return self._stream.finished
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stream)
+
+    def cancel(self) -> None:
+        self._stream.cancel()
+
+
+class TransformersBackend:
+    """A transformers model loaded in this process (CPU, CUDA or MPS)."""
+
+    name = NAME
+
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+
+    @classmethod
+    def load(cls, profile: "Profile", progress: Callable[[str, float | None], None] | None = None) -> "TransformersBackend":
+        from .engine import Engine
+
+        return cls(Engine.load(profile, progress))
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return BackendCapabilities(
+            adapters=True,
+            kv_reuse=self.engine.cache.enabled,
+            tools=True,
+            video=False,
+            max_context=self.engine.loaded.context_limit,
+        )
+
+    @property
+    def info(self) -> BackendInfo:
+        info = self.engine.info
+        return BackendInfo(
+            profile=info.profile,
+            model=info.model,
+            device=info.device,
+            dtype=info.dtype,
+            adapter=info.adapter,
+            context_limit=info.context_limit,
+            random_weights=info.random_weights,
+        )
+
+    def stream(self, request: GenerationRequest) -> EngineReply:
+        options: dict[str, Any] = {"tools": list(request.tools)} if request.tools else {}
+        stream, inputs, dropped = self.engine.stream(
+            request.messages,
+            request.open_image,
+            request.settings,
+            max_new_tokens=request.max_new_tokens,
+            system_prompt=request.system_prompt,
+            started_at=request.started_at,
+            **options,
+        )
+        return EngineReply(stream, inputs.input_sizes, dropped)
+
+    def set_adapter(self, name: str | None) -> None:
+        from ..adapters import activate_adapter
+
+        activate_adapter(self.engine, name)
+
+    def close(self) -> None:
+        self.engine.invalidate_cache()

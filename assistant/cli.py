@@ -506,6 +506,9 @@ def pull(profile: str | None) -> None:
         when = "" if state.ready else " on first use"
         click.echo(f"{chosen.name}: {state.model} is built locally{when}, there is nothing to download")
         return
+    if state.kind == "remote":
+        click.echo(f"{chosen.name}: {state.state}, there is nothing to download here")
+        return
     if state.kind == "directory":
         check_model_source(chosen.model.id)
         click.echo(f"{chosen.name}: uses the local directory {state.path}, there is nothing to download")

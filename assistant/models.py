@@ -21,7 +21,8 @@ class ModelState:
     profile: str
     model: str
     kind: str
-    """local_build (built on this machine), directory (a local path) or hub (a Hugging Face hub id)."""
+    """local_build (built on this machine), directory (a local path), hub (a Hugging Face hub id) or remote (a
+    backend that serves the model elsewhere, e.g. an OpenAI-compatible server)."""
     state: str
     """built locally, not built yet, local directory, missing directory, downloaded, partly downloaded or
     not downloaded."""
@@ -66,6 +67,8 @@ def directory_size(path: Path) -> int:
 def model_state(profile: Profile) -> ModelState:
     """Where this profile's model is and whether it is complete."""
     settings = profile.model
+    if settings.backend != "transformers":
+        return ModelState(profile.name, settings.id, "remote", f"served by the {settings.backend} backend", 0, "")
     if settings.local_build:
         target = user_paths().models_dir / settings.local_build
         built = (target / "config.json").is_file()

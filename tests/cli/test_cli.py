@@ -337,6 +337,24 @@ def test_pull_offline_and_local_builds_do_not_touch_the_network(capsys, monkeypa
     assert code == 2 and "unknown profile" in one_line_error(err)
 
 
+def test_models_and_pull_for_a_remote_backend_and_a_local_directory(capsys, tmp_path):
+    profiles = user_paths().ensure().profiles_dir
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "served.toml").write_text('[model]\nid = "qwen2.5-vl"\nbackend = "openai"\n')
+    weights = tmp_path / "my-model"
+    weights.mkdir()
+    (weights / "config.json").write_text("{}")
+    (profiles / "mine.toml").write_text(f'[model]\nid = "{weights}"\n')
+    code, out, _ = run(capsys, "models")
+    rows = {line.split()[0]: line for line in out.splitlines() if not line.startswith("*")}
+    assert "served by the openai backend" in rows["served"]
+    assert "local directory" in rows["mine"] and "2 B" in rows["mine"]
+    code, out, _ = run(capsys, "pull", "served")
+    assert code == 0 and "nothing to download" in out
+    code, out, _ = run(capsys, "pull", "mine")
+    assert code == 0 and str(weights) in out
+
+
 def test_unknown_chat_for_show_and_delete(capsys):
     for args in (["chats", "show", "9"], ["chats", "delete", "9", "--yes"], ["chats", "export", "9"]):
         code, _, err = run(capsys, *args)

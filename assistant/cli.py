@@ -541,6 +541,24 @@ def plugins() -> None:
     """Installed plugins."""
 
 
+@plugins.command("new")
+@click.argument("name")
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where to create the assistant-NAME folder.")
+def plugins_new(name: str, directory: Path) -> None:
+    """Create a minimal installable plugin package assistant-NAME (a command, an entry point and a test)."""
+    from .scaffold import new_plugin
+
+    target = new_plugin(name, directory.expanduser(), taken=set(cli.commands))
+    click.echo(f"created {target}")
+    click.echo(f"next: pip install -e '{target}[test]' && pytest {target}   (then: assistant {name})")
+
+
+def _runtime_line(record: Any) -> str:
+    times = "once" if record.count == 1 else f"{record.count} times"
+    return f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} ({times}, last {_when(record.last)})"
+
+
 @plugins.command("list")
 @click.option("--clear", is_flag=True, help="Forget the recorded run-time failures (after fixing or updating a plugin).")
 def plugins_list(clear: bool) -> None:
@@ -570,16 +588,13 @@ def plugins_list(clear: bool) -> None:
         if info.error:
             click.echo(f"{'':<16} error: {' '.join(info.error.split())}")
         for record in runtime.pop(info.name, []):
-            times = "once" if record.count == 1 else f"{record.count} times"
-            click.echo(f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} "
-                       f"({times}, last {_when(record.last)})")
+            click.echo(_runtime_line(record))
         for clash in info.clashes:
             click.echo(f"{'':<16} clash: {clash}")
     for name, records in runtime.items():  # plugins no longer installed or active
         click.echo(f"{name:<16} {'?':<12} {'not loaded':<9}")
         for record in records:
-            click.echo(f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} "
-                       f"({record.count} times, last {_when(record.last)})")
+            click.echo(_runtime_line(record))
     for warning in manager.warnings:
         click.echo(warning)
     if any(info.name in runtime or info.error for info in infos) or read_failures():

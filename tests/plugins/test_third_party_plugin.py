@@ -453,3 +453,52 @@ def test_a_plugin_command_named_like_a_builtin_one(install, capsys, monkeypatch,
     reset_plugin_manager(None)
     assert "qwen2vl" in run_cli(capsys, "ground", "--list-formats")[1]  # the built-in commands are back
     assert "Where is" in run_cli(capsys, "ask", "--help")[1] or "Ask a question" in run_cli(capsys, "ask", "--help")[1]
+
+
+# --- the kit: assistant.testing and `assistant plugins new` -----------------------------------------------------------
+
+def test_plugins_new_makes_a_package_that_installs_and_passes_its_own_test(tmp_path: Path, capsys) -> None:
+    code, out, err = run_cli(capsys, "plugins", "new", "demo-notes", "--directory", str(tmp_path))
+    assert code == 0, err
+    package = tmp_path / "assistant-demo-notes"
+    assert out.startswith(f"created {package}")
+    target = tmp_path / "site"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+               "--disable-pip-version-check", "--target", str(target), str(package)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "demo-notes = assistant_demo_notes" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
+    env = dict(os.environ, PYTHONPATH=str(target))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    # a name that is taken, or not a name, is one line
+    assert run_cli(capsys, "plugins", "new", "ask", "-d", str(tmp_path))[2].startswith("error: `assistant ask` already exists")
+    assert "is not a plugin name" in run_cli(capsys, "plugins", "new", "Bad_Name", "-d", str(tmp_path))[2]
+
+
+def test_the_testing_kit_scripts_replies_and_loads_plugins(tmp_path: Path) -> None:
+    from assistant.testing import installed, plugin_manager, run_cli as kit_run_cli, scripted_assistant, temporary_home
+
+    seen: list[str] = []
+
+    class Observer:
+        @hookimpl
+        def reply_finished(self, chat, reply):
+            seen.append(reply.text)
+
+    with temporary_home(tmp_path / "kit-home") as home:
+        assert os.environ["ASSISTANT_HOME"] == str(home)
+        bot, backend = scripted_assistant(["a scripted answer", "second"], observer=Observer())
+        reply = bot.chat().ask("what is this?")
+        assert (reply.text, reply.status, seen) == ("a scripted answer", "ok", ["a scripted answer"])
+        assert backend.prompts[0][-1].text == "what is this?"
+        assert "observer" in {info.name for info in plugin_manager(observer=Observer()).plugins()}
+        with installed(bad=ExplodingParser()):
+            result = kit_run_cli("ground", "--format", "json1000", "--image-size", "10x10", input="[1,2,3,4]")
+        assert result.exit_code == 0 and "plugin bad failed in grounding format json1000" in result.stderr
+        listed = kit_run_cli("plugins", "list").stdout
+        assert not re.search(r"^bad\s+third-party", listed, re.M)  # uninstalled again (its failure stays recorded)
+        assert re.search(r"^bad\s+\?\s+not loaded", listed, re.M)
+    assert os.environ["ASSISTANT_HOME"] != str(home)

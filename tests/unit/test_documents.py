@@ -559,3 +559,27 @@ def test_quick_work_shows_no_progress() -> None:
     for done in range(1, 4):
         report(done, 3)
     assert pipe.getvalue() == ""
+
+
+def test_an_unwritable_cache_only_costs_speed(manager: Any, long_report: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(blocker))
+    reads = CountingReads()
+    manager.register(reads, name="counting")
+    for _ in range(2):
+        assert prepare_document(manager, long_report, "revenue 2023", None, SETTINGS).pages == [7, 9]
+    assert reads.document_text == 2  # read each time, never an error
+
+
+def test_fitting_is_skipped_for_a_backend_that_counts_its_own_tokens(manager: Any, long_report: Path) -> None:
+    from types import SimpleNamespace
+
+    from assistant.documents import fit_to_model
+
+    remote = SimpleNamespace(name="openai")  # no in-process engine, no processor to count with
+    assistant = SimpleNamespace(load=lambda: remote, profile=SimpleNamespace(generation=SimpleNamespace(max_new_tokens=8)))
+    context = prepare_document(manager, long_report, "revenue 2023", None, SETTINGS)
+    reason = context.reason
+    assert fit_to_model(assistant, context, "revenue 2023") is context
+    assert context.reason == reason and context.pages == [7, 9]

@@ -1,7 +1,7 @@
 """Built-in plugin: the tools the model may call in the agentic loop, and `assistant tools list|forget`.
 
 Tools: `screenshot` (asks for confirmation), `pdf_page` (image and text of a page), `pdf_search` (pages matching
-a query), `ground` (boxes for a phrase on an image of the chat) and `zoom` (a crop of an image of the chat).
+a query; both ask before reading a file the user did not attach or name in the chat), `ground` (boxes for a phrase on an image of the chat) and `zoom` (a crop of an image of the chat).
 Written only against the public API (hooks, `assistant.agent.current_context`), like a third-party plugin.
 """
 
@@ -127,6 +127,7 @@ PDF_PAGE = Tool(
     },
     run=pdf_page,
     timeout_s=30.0,
+    reads_paths=("path",),
 )
 
 
@@ -173,6 +174,7 @@ PDF_SEARCH = Tool(
     },
     run=pdf_search,
     timeout_s=60.0,
+    reads_paths=("path",),
 )
 
 
@@ -350,7 +352,9 @@ def tools_list(as_json: bool) -> None:
     offered = configured_tool_names()
     for tool in tools.values():
         reason = confirmation_reason(tool.name, tool.side_effects)
-        if reason is None:
+        if reason is None and tool.reads_paths:
+            policy = "runs without asking for files you attached or named in the chat; asks for other paths"
+        elif reason is None:
             policy = "runs without asking"
         elif tool.name in allowed:
             policy = f"always allowed (asks by default: {reason})"

@@ -454,7 +454,10 @@ class Agent:
             error = check_arguments(tool.parameters, call.arguments)
             if error is not None:
                 error = f"{call.name}: {error}"
-        needs = tool is not None and self.permissions.needs_confirmation(tool.name, tool.side_effects)
+        path_reason = None
+        if tool is not None and error is None and getattr(tool, "reads_paths", ()):
+            path_reason = self.permissions.path_reason(tool.reads_paths, call.arguments, self.chat.conversation.messages)
+        needs = tool is not None and self.permissions.needs_confirmation(tool.name, tool.side_effects, path_reason)
         yield ToolCallRequested(step, shown, needs_confirmation=needs and error is None, error=error)
         if error is not None:
             yield self._store_result(step, shown, error_result(error), 0.0)
@@ -463,7 +466,7 @@ class Agent:
         if self._stop.is_set():
             yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
             return
-        decision = self.permissions.check(tool.name, tool.description, tool.side_effects, call.arguments)
+        decision = self.permissions.check(tool.name, tool.description, tool.side_effects, call.arguments, path_reason)
         if not decision.approved:
             yield ToolCallDenied(step, shown, decision)
             why = "the user denied this call" if decision.asked else decision.describe()

@@ -1,6 +1,7 @@
 """Who may approve a tool call: the confirmation policy, the surface's approver, and the remembered allow-list.
 
-Tools with side effects and every screenshot need the user's confirmation. Approval comes from exactly three
+Tools with side effects, every screenshot, and a file-reading tool asked for a path the user did not attach or
+name in the chat (`path_reason`) need the user's confirmation. Approval comes from exactly three
 places, all under the user's control and none reachable from model output or tool results:
 - `pre_approved` (the CLI's `--yes`), set by the surface when it builds the policy;
 - the allow-list `always_allow` in the [agent] table of the user config file, which only `remember()` writes,
@@ -25,7 +26,7 @@ import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .errors import AssistantError
 
@@ -121,12 +122,23 @@ class Permissions:
                 self._allowed = set(read_allow_list(self._file()))
             return frozenset(self._allowed)
 
-    def needs_confirmation(self, name: str, side_effects: bool) -> bool:
-        return confirmation_reason(name, side_effects) is not None
+    def needs_confirmation(self, name: str, side_effects: bool, reason: str | None = None) -> bool:
+        return reason is not None or confirmation_reason(name, side_effects) is not None
 
-    def check(self, name: str, description: str, side_effects: bool, arguments: Mapping[str, Any]) -> Decision:
-        """Decide one call of a registered tool. The approver is the only source of a new approval."""
-        reason = confirmation_reason(name, side_effects)
+    def check(
+        self,
+        name: str,
+        description: str,
+        side_effects: bool,
+        arguments: Mapping[str, Any],
+        reason: str | None = None,
+    ) -> Decision:
+        """Decide one call of a registered tool. The approver is the only source of a new approval.
+
+        `reason`: why this particular call needs confirmation although the tool may not (see `path_reason`).
+        """
+        reasons = [why for why in (confirmation_reason(name, side_effects), reason) if why]
+        reason = "; ".join(reasons) if reasons else None
         if reason is None:
             return Decision(True, "not-needed")
         if self.pre_approved:
@@ -153,6 +165,22 @@ class Permissions:
                 return Decision(True, "approved", asked=True, note=f"not remembered: {error}")
             return Decision(True, "approved-always", asked=True)
         return Decision(False, "denied", asked=True, note=note)
+
+    @staticmethod
+    def path_reason(reads_paths: Sequence[str], arguments: Mapping[str, Any], messages: Sequence[Any]) -> str | None:
+        """Why a call of a file-reading tool needs confirmation: the paths in its `reads_paths` arguments that the
+        user did not attach or name in the chat (`messages`); None when there are none.
+
+        Only the user's messages count (assistant.namedpaths): a path the model wrote, or one found in a tool
+        result or an attached document, is never taken as the user's consent.
+        """
+        from .namedpaths import unnamed_paths
+
+        values = [arguments[key] for key in reads_paths if isinstance(arguments.get(key), str)]
+        unknown = unnamed_paths(values, messages)
+        if not unknown:
+            return None
+        return f"it reads {', '.join(unknown)}, which you did not attach or name in this chat"
 
     def remember(self, name: str) -> None:
         """Always allow `name` from now on (saved in the config file)."""

@@ -40,6 +40,7 @@ def test_tools_list_prints_every_tool_with_its_schema_and_policy(capsys):
         assert f"\n{name}  [" in "\n" + out
     assert "screenshot  [asks first: it captures your screen" in out
     assert "zoom  [runs without asking" in out
+    assert "pdf_page  [runs without asking for files you attached or named in the chat; asks for other paths" in out
     assert '"minItems": 4' in out  # the zoom box schema is printed
     assert main(["tools", "list", "--json"]) == 0
     specs = json.loads(capsys.readouterr().out)
@@ -66,7 +67,7 @@ def test_pdf_search_then_pdf_page(tmp_path):
     ]
     bot, engine = scripted_assistant(script)
     chat = bot.chat()
-    events = list(Agent(chat, Permissions()).run("Which page states the revenue?"))
+    events = list(Agent(chat, Permissions()).run(f"Which page of {pdf} states the revenue?"))
     search, page = results(events)
     assert not search.result.is_error and "- page 3 (score" in search.result.text and "4.2 million" in search.result.text
     assert "page 1 " not in search.result.text  # pages without the words are not listed
@@ -86,7 +87,8 @@ def test_pdf_tools_report_user_errors_to_the_model(tmp_path):
         "ok",
     ]
     bot, _ = scripted_assistant(script)
-    texts = [r.result.text for r in results(Agent(bot.chat(), Permissions()).run("go"))]
+    named = f"go: {tmp_path / 'missing.pdf'} and {pdf}"  # named by the user: no confirmation needed
+    texts = [r.result.text for r in results(Agent(bot.chat(), Permissions()).run(named))]
     assert "missing.pdf not found" in texts[0]
     assert "page 9 is out of range" in texts[1] or "9" in texts[1]
     assert "no words to search for" in texts[2]
@@ -186,7 +188,8 @@ def test_the_config_can_limit_the_tools_offered(capsys):
     assert [spec["function"]["name"] for spec in engine.prompts[0].tools] == ["screenshot", "zoom"]
     assert main(["tools", "list"]) == 0
     out = capsys.readouterr().out
-    assert "pdf_page  [runs without asking; not offered: not in [agent] tools;" in out
+    assert "pdf_page  [runs without asking for files you attached or named in the chat; asks for other paths; " \
+           "not offered: not in [agent] tools;" in out
     assert "zoom  [runs without asking; timeout" in out
     config.write_text('[agent]\ntools = "zoom"\n', encoding="utf-8")
     with pytest.raises(AssistantError, match="must be a list of tool names"):

@@ -419,3 +419,28 @@ def test_cli_sends_library_warnings_to_the_log_file():
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
     assert "FutureWarning: `is_gradient_checkpointing`" in user_paths().log_file.read_text()
+
+
+def test_ctrl_c_during_a_reply_keeps_it_as_stopped_and_the_next_ask_works(capsys, monkeypatch):
+    import click
+
+    real_echo = click.echo
+    printed = []
+
+    def interrupting_echo(message=None, *args, **kwargs):
+        if kwargs.get("nl") is False and message:
+            printed.append(message)
+            if len(printed) == 2:
+                raise KeyboardInterrupt
+        return real_echo(message, *args, **kwargs)
+
+    monkeypatch.setattr(click, "echo", interrupting_echo)
+    code, out, err = run(capsys, "ask", "--profile", "tiny-smolvlm", "--max-tokens", "300", "tell me everything")
+    monkeypatch.setattr(click, "echo", real_echo)
+    assert code == 0, err
+    assert "stopped" in err
+    with Store.open_default() as store:
+        reply = store.get_conversation(1).messages[-1]
+    assert reply.status == "stopped" and reply.meta.completion_tokens < 300
+    assert reply.text.startswith("".join(printed))
+    assert ask(capsys, "-c", "still there?")[0] == 0

@@ -128,11 +128,14 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         autoload: bool = True,
         image_renderer: str | None = None,
         started_at: float | None = None,
+        base_url: str | None = None,
     ) -> None:
         super().__init__()
         self.started_at = started_at if started_at is not None else time.perf_counter()
         self.profile_name = profile
         self.model_override = model
+        self.base_url_override = base_url
+        """`--base-url`: chat with a model on an OpenAI-compatible server (`model` is then its served name)."""
         self.initial_chat_id = chat_id
         self.initial_adapter = adapter
         self.config = config if config is not None else load_tui_config()
@@ -228,6 +231,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             self.assistant = Assistant.from_profile(
                 self.profile_name,
                 model=self.model_override,
+                base_url=self.base_url_override,
                 adapter=self.initial_adapter,
                 store=self.store,
                 plugins=self.plugins,
@@ -264,6 +268,13 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             self.start_loading()
 
     def _setup_plugins(self) -> None:
+        if getattr(self, "_stop_plugin_notices", None) is None:
+            from ..guard import add_notice_listener
+
+            # A plugin skipped after failing (or a disable list naming no plugin): one warning naming it.
+            self._stop_plugin_notices = add_notice_listener(
+                lambda line: self.notify(line, severity="warning", markup=False, timeout=12)  # thread-safe
+            )
         if self.plugins is None:
             try:
                 if self.assistant is not None:
@@ -277,18 +288,21 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
                 return
         self.reload_commands()
 
+    def on_unmount(self) -> None:
+        stop = getattr(self, "_stop_plugin_notices", None)
+        if stop is not None:
+            stop()
+            self._stop_plugin_notices = None
+
     def reload_commands(self) -> None:
         """Collect the plugins' /commands again (after registering a plugin at run time)."""
         if self.plugins is None:
             return
-        before = len(self.plugins.failures)
         try:
             found = self.plugins.collect("register_slash_commands")
         except Exception as error:  # noqa: BLE001 - a built-in plugin's bug: report it, keep the built-in commands
             self.report_error(error, "collecting plugin commands")
             found = []
-        for failure in self.plugins.failures[before:]:
-            self.notify(f"plugin {failure.name} failed: {failure.error}", severity="warning", markup=False)
         self.commands = CommandTable([(command.plugin or self._plugin_name_of(command.run), command) for command in found])
 
     def _plugin_name_of(self, run: Callable[..., Any]) -> str:
@@ -830,8 +844,9 @@ def run_app(
     model: str | None = None,
     chat_id: int | None = None,
     adapter: str | None = None,
+    base_url: str | None = None,
 ) -> None:
     """Run the terminal UI (what plain `assistant` does)."""
     started = time.perf_counter()
     _setup_logging()
-    AssistantApp(profile, model=model, chat_id=chat_id, adapter=adapter, started_at=started).run()
+    AssistantApp(profile, model=model, chat_id=chat_id, adapter=adapter, started_at=started, base_url=base_url).run()

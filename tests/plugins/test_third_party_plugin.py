@@ -502,3 +502,34 @@ def test_the_testing_kit_scripts_replies_and_loads_plugins(tmp_path: Path) -> No
         assert not re.search(r"^bad\s+third-party", listed, re.M)  # uninstalled again (its failure stays recorded)
         assert re.search(r"^bad\s+\?\s+not loaded", listed, re.M)
     assert os.environ["ASSISTANT_HOME"] != str(home)
+
+
+def test_in_the_tui_a_raising_parser_keeps_the_reply_and_names_the_plugin(tmp_path: Path) -> None:
+    """Issue 14.2: in the TUI every reply of a chat with an image showed `generation failed`."""
+    import asyncio
+
+    from assistant.testing import plugin_manager
+    from assistant.tui.app import AssistantApp
+    from assistant.tui.config import TuiConfig
+    from tests.tui.tuihelpers import type_and_send, wait_ready, wait_reply
+
+    image = make_image(tmp_path / "ui.png")
+    shown: list[str] = []
+
+    async def scenario() -> None:
+        app = AssistantApp("tiny-smolvlm", config=TuiConfig(), plugins=plugin_manager(bad=ExplodingParser()),
+                           max_new_tokens=3, image_renderer="halfcell")
+        original = app.notify
+        app.notify = lambda message, **options: (shown.append(message), original(message, **options))[1]
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_ready(pilot)
+            await type_and_send(pilot, f"/image {image}")
+            await type_and_send(pilot, "Where is the square?")
+            await wait_reply(pilot)
+            reply = app.chat.messages[-1]
+            assert reply.status == "ok", reply.meta.error
+            assert any("plugin bad failed in grounding format json1000" in note for note in reply.meta.extra["notes"])
+
+    asyncio.run(scenario())
+    assert any(note.startswith("warning: plugin bad failed in grounding format json1000") for note in shown), shown
+    assert not any("generation failed" in note for note in shown)

@@ -105,10 +105,16 @@ class Assistant:
         model: str | None = None,
         store: "Store | None" = None,
         plugins: "PluginManager | None" = None,
+        base_url: str | None = None,
     ) -> "Assistant":
-        """An assistant for a profile name or .toml path; `model` swaps in another hub id or local path."""
+        """An assistant for a profile name or .toml path; `model` swaps in another hub id or local path.
+
+        `base_url` sends the chats to an OpenAI-compatible server instead (`model` is then the served name).
+        """
         profile = load_profile(name)
-        if model:
+        if base_url:
+            profile = profile.with_remote(base_url, model)
+        elif model:
             check_model_source(model)
             profile = profile.with_model(model)
         return cls(profile, store=store, plugins=plugins, adapter=adapter)

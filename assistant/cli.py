@@ -44,9 +44,12 @@ def _when(timestamp: float) -> str:
 @click.option("--model", "-m", "model", default=None, help="Hub id or local directory to run instead of the profile's model.")
 @click.option("--chat", "chat_id", type=int, default=None, help="Reopen a saved chat by id.")
 @click.option("--adapter", default=None, help="LoRA adapter to activate.")
+@click.option("--base-url", "base_url", default=None, metavar="URL", help="Chat with a model on an OpenAI-compatible server (with --model NAME).")
 @click.version_option(package_name="vlm-assistant", prog_name="assistant")
 @click.pass_context
-def cli(ctx: click.Context, profile: str | None, model: str | None, chat_id: int | None, adapter: str | None) -> None:
+def cli(
+    ctx: click.Context, profile: str | None, model: str | None, chat_id: int | None, adapter: str | None, base_url: str | None
+) -> None:
     """Chat with a local vision-language model about images, screenshots and documents.
 
     With no subcommand, opens the terminal UI.
@@ -55,16 +58,15 @@ def cli(ctx: click.Context, profile: str | None, model: str | None, chat_id: int
         return
     from .tui.app import run_app
 
-    run_app(profile=profile, model=model, chat_id=chat_id, adapter=adapter)
+    run_app(profile=profile, model=model, chat_id=chat_id, adapter=adapter, base_url=base_url)
 
 
-def _open_assistant(profile: str | None, model: str | None, adapter: str | None = None) -> Any:
+def _open_assistant(profile: str | None, model: str | None, adapter: str | None = None, base_url: str | None = None) -> Any:
     from .api import Assistant
     from .stack import warn_untested_stack
 
     warn_untested_stack()
-
-    return Assistant.from_profile(profile, model=model, adapter=adapter)
+    return Assistant.from_profile(profile, model=model, adapter=adapter, base_url=base_url)
 
 
 # --- ask --------------------------------------------------------------------------------------
@@ -72,7 +74,8 @@ def _open_assistant(profile: str | None, model: str | None, adapter: str | None 
 @cli.command()
 @click.argument("question", required=False, default="")
 @click.option("--profile", "-p", default=None, help="Profile name or .toml path.")
-@click.option("--model", "-m", default=None, help="Hub id or local directory instead of the profile's model.")
+@click.option("--model", "-m", default=None, help="Hub id or local directory instead of the profile's model (with --base-url: the served model's name).")
+@click.option("--base-url", "base_url", default=None, metavar="URL", help="Ask an OpenAI-compatible server instead (vLLM, ollama, llama-server, assistant serve), e.g. http://127.0.0.1:8000/v1.")
 @click.option("--image", "-i", "images", multiple=True, help="Image file to ask about (repeatable); - reads one from stdin.")
 @click.option("--screenshot", "screenshot", is_flag=True, help="Capture the screen and ask about it.")
 @click.option("--monitor", type=int, default=None, help="With --screenshot: capture this monitor (1-based).")
@@ -97,6 +100,7 @@ def ask(
     question: str,
     profile: str | None,
     model: str | None,
+    base_url: str | None,
     images: tuple[str, ...],
     screenshot: bool,
     monitor: int | None,
@@ -145,7 +149,7 @@ def ask(
     if not text.strip():
         raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
     title = question if question.strip() else ""
-    bot = _open_assistant(profile, model, adapter)
+    bot = _open_assistant(profile, model, adapter, base_url)
     attachments: list[Any] = [_stdin_image() if path == "-" else load_image_file(path) for path in images]
     context_text = ""
     extra: dict[str, Any] = {}

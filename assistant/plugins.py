@@ -60,6 +60,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "assistant_plugins.finetune.plugin",
     "assistant_plugins.tools",
     "assistant_plugins.transformers_backend",
+    "assistant_plugins.openai_backend.plugin",
 )
 
 CORE = "assistant"

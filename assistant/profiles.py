@@ -32,8 +32,19 @@ class ModelSettings:
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     trust_remote_code: bool = False
     backend: str = "transformers"
+    """Which registered backend runs the model: `transformers` (in this process), `openai` (a server), a plugin's."""
     random_weights: bool = False
     """True for models built locally with random weights: their replies are noise, only the speed is real."""
+    base_url: str = ""
+    """openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1 (`id` is the served model's name)."""
+    api_key_env: str = ""
+    """openai backend: the NAME of an environment variable holding the API key (a key is never written here)."""
+    timeout: float = 120.0
+    """openai backend: seconds to wait for the server's next bytes."""
+    max_retries: int = 2
+    """openai backend: retries after 429/503 (with backoff) before giving up."""
+    allow_insecure: bool = False
+    """openai backend: allow plain http:// to a host that is not this machine (screens would cross in clear)."""
 
 
 @dataclass
@@ -117,6 +128,14 @@ class Profile:
     @property
     def model_label(self) -> str:
         return self.model.local_build or self.model.id
+
+    def with_remote(self, base_url: str, model: str | None = None) -> "Profile":
+        """A copy that sends its chats to an OpenAI-compatible server (`--base-url URL --model NAME`)."""
+        served = model or (self.model.id if self.model.backend == "openai" else "")
+        if not served:
+            raise AssistantError("--base-url needs --model NAME: the model's name on that server (see its /v1/models)")
+        remote = dataclasses.replace(self.model, backend="openai", base_url=base_url, id=served, local_build="")
+        return dataclasses.replace(self, model=remote)
 
     def with_model(self, model: str) -> "Profile":
         """A copy that runs another model (hub id or local path) with the same settings."""

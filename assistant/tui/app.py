@@ -128,11 +128,14 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         autoload: bool = True,
         image_renderer: str | None = None,
         started_at: float | None = None,
+        base_url: str | None = None,
     ) -> None:
         super().__init__()
         self.started_at = started_at if started_at is not None else time.perf_counter()
         self.profile_name = profile
         self.model_override = model
+        self.base_url_override = base_url
+        """`--base-url`: chat with a model on an OpenAI-compatible server (`model` is then its served name)."""
         self.initial_chat_id = chat_id
         self.initial_adapter = adapter
         self.config = config if config is not None else load_tui_config()
@@ -228,6 +231,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             self.assistant = Assistant.from_profile(
                 self.profile_name,
                 model=self.model_override,
+                base_url=self.base_url_override,
                 adapter=self.initial_adapter,
                 store=self.store,
                 plugins=self.plugins,
@@ -840,8 +844,9 @@ def run_app(
     model: str | None = None,
     chat_id: int | None = None,
     adapter: str | None = None,
+    base_url: str | None = None,
 ) -> None:
     """Run the terminal UI (what plain `assistant` does)."""
     started = time.perf_counter()
     _setup_logging()
-    AssistantApp(profile, model=model, chat_id=chat_id, adapter=adapter, started_at=started).run()
+    AssistantApp(profile, model=model, chat_id=chat_id, adapter=adapter, started_at=started, base_url=base_url).run()

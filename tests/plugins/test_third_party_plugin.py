@@ -533,3 +533,19 @@ def test_in_the_tui_a_raising_parser_keeps_the_reply_and_names_the_plugin(tmp_pa
     asyncio.run(scenario())
     assert any(note.startswith("warning: plugin bad failed in grounding format json1000") for note in shown), shown
     assert not any("generation failed" in note for note in shown)
+
+
+def test_ask_pdf_names_a_failing_document_plugin_it_skipped(install, capsys, tmp_path: Path) -> None:
+    """Issue 14.2: `ask --pdf` said "all 3 pages" as if nothing had failed; now it names the skipped plugin."""
+    import pymupdf
+
+    install(bad=ShotAndPages())
+    document = pymupdf.open()
+    for text in ("alpha", "beta", "gamma"):
+        document.new_page(width=200, height=100).insert_text((20, 40), text)
+    document.save(tmp_path / "three.pdf")
+    code, _out, err = run_cli(capsys, "ask", "-p", "tiny-smolvlm", "--max-tokens", "2", "--pdf",
+                              str(tmp_path / "three.pdf"), "What is on page 2?")
+    assert code == 0, err
+    assert "warning: plugin bad failed in render_page: RuntimeError: cannot render pages" in err
+    assert "three.pdf: all 3 pages" in err  # true: the built-in rendered them after the plugin was skipped

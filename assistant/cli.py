@@ -215,7 +215,9 @@ def ask(
         return
     click.echo()
     if stats:
-        click.echo(f"[chat {reply.conversation_id} · {reply.footer()}]", err=True)
+        remote = bot.backend.capabilities.remote
+        where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
+        click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
         if reply.grounding is not None and reply.grounding.shapes:
             click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
 

@@ -27,8 +27,16 @@ class NetworkBlocked(RuntimeError):
     pass
 
 
-def _refuse(*args, **kwargs):
-    raise NetworkBlocked("tests must not use the network")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_real_create_connection = socket.create_connection
+
+
+def _refuse(address, *args, **kwargs):
+    """socket.create_connection for loopback only: real servers in tests (assistant serve, llama-server) run there."""
+    host = address[0] if isinstance(address, tuple) else address
+    if host in LOOPBACK:
+        return _real_create_connection(address, *args, **kwargs)
+    raise NetworkBlocked(f"tests must not use the network (tried {address!r})")
 
 
 _real_connect = socket.socket.connect
@@ -38,7 +46,7 @@ def _guarded_connect(self, address):
     if self.family == socket.AF_UNIX:
         return _real_connect(self, address)
     host = address[0] if isinstance(address, tuple) else address
-    if host in ("127.0.0.1", "::1", "localhost"):
+    if host in LOOPBACK:
         return _real_connect(self, address)
     raise NetworkBlocked(f"tests must not use the network (tried {address!r})")
 
@@ -49,6 +57,7 @@ def _block_network():
     socket.create_connection = _refuse  # type: ignore[assignment]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.create_connection = _real_create_connection  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")

@@ -218,6 +218,10 @@ def _model(report: Report, profile_name: str | None) -> None:
     profile = load_profile(profile_name)
     model = profile.model
     label = f"profile {profile.name}"
+    if model.backend != "transformers":
+        where = f" at {model.base_url}" if model.base_url else ""
+        report.add("model", label, INFO, f"{model.id}: served by the {model.backend} backend{where} (not checked: no network calls)")
+        return
     if model.local_build:
         from .paths import user_paths
 

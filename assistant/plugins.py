@@ -61,6 +61,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "assistant_plugins.tools",
     "assistant_plugins.transformers_backend",
     "assistant_plugins.openai_backend.plugin",
+    "assistant_plugins.serve.plugin",
 )
 
 CORE = "assistant"

@@ -131,3 +131,35 @@ def test_a_plugin_backend_answers_through_the_api_and_the_cli(
     assert capsys.readouterr().out.strip() == "echo: piped through the CLI"
     assert main(["ask", "--profile", str(path), "--adapter", "mine", "hi"]) == 2
     assert "adapters need the transformers backend" in capsys.readouterr().err
+
+
+def test_the_backend_example_in_the_plugin_guide_works_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docs' example module, installed as a plugin through the entry-point group, answers a question."""
+    import re
+    import types
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    [source] = [block for block in re.findall(r"```python\n(.*?)```", docs, re.S) if "assistant-echo" in block]
+    module = types.ModuleType("assistant_echo")
+    exec(compile(source, "docs/plugins.md", "exec"), module.__dict__)
+
+    class DocsEntryPoint:
+        name, value = "assistant-echo", "assistant_echo"
+
+        def load(self) -> Any:
+            return module
+
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: [DocsEntryPoint()])
+    plugins_module.reset_plugin_manager(None)
+    try:
+        bot = Assistant.from_profile(profile_file(tmp_path, "echo"))
+        chat = bot.chat()
+        assert chat.ask("hello from the guide").text == "hello from the guide"
+        stream = chat.stream("one two three four")
+        pieces = []
+        for piece in stream:
+            pieces.append(piece)
+            stream.cancel()
+        assert stream.reply is not None and stream.reply.status == "stopped" and pieces == ["one"]
+    finally:
+        plugins_module.reset_plugin_manager(None)

@@ -52,6 +52,7 @@ from .messages import (
 from .palette import AssistantCommands
 from .screens.dialogs import EditorDialog, ErrorDialog
 from .slash import SlashMixin
+from .terminal import take_typeahead
 from .widgets.chatlog import AssistantMessage, ChatLog, UserMessage
 from .widgets.prompt import ChipBar, Composer, PromptArea
 from .widgets.sidebar import Sidebar
@@ -113,6 +114,8 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     TITLE = "assistant"
     COMMANDS = App.COMMANDS | {AssistantCommands}
     BINDINGS = bindings(GLOBAL)
+    AUTO_FOCUS = "#prompt"
+    """Keys typed while the app starts go to the prompt (never the hidden chat search)."""
 
     def __init__(
         self,
@@ -199,6 +202,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
 
     async def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
+        self.prompt.focus()
         self.set_keymap(self.config.keys)
         if self.config.theme:
             if self.config.theme in self.available_themes:
@@ -219,6 +223,9 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         await self.chat_log.reset()
         await self._open_core()
         self.prompt.focus()
+        typed = take_typeahead()  # keys typed before Textual had the terminal
+        if typed:
+            self.prompt.insert(typed)
         self.call_after_refresh(self._after_first_paint)
 
     async def _open_core(self) -> None:

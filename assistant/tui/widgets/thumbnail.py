@@ -1,7 +1,8 @@
 """Inline image thumbnails through textual-image: Kitty (TGP) or Sixel where the terminal has them, else half-blocks.
 
-textual-image asks the terminal what it supports when it is imported, which only works before Textual takes the
-terminal over: the app imports this module at start-up, before `App.run()`.
+The terminal is asked what it supports once, before Textual takes it over (the app imports this module at start-up,
+before `App.run()`), by assistant.tui.terminal, which keeps the keys typed meanwhile; textual-image itself is
+imported without asking again (its own questions lost those keys).
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
-from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-from textual_image.widget import Image as AutoImage
+from ..terminal import quiet_textual_image
+
+with quiet_textual_image() as _terminal:
+    from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
+
+
+def _auto_renderer() -> type[Widget]:
+    """Sixel first, then Kitty graphics (the order textual-image uses), half-blocks on other terminals."""
+    if _terminal.sixel:
+        return SixelImage
+    if _terminal.tgp:
+        return TGPImage
+    return HalfcellImage if _terminal.tty else UnicodeImage
+
 
 RENDERERS: dict[str, type[Widget]] = {
-    "auto": AutoImage,
+    "auto": _auto_renderer(),
     "tgp": TGPImage,
     "sixel": SixelImage,
     "halfcell": HalfcellImage,

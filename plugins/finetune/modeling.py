@@ -35,6 +35,13 @@ def require_cuda_for_4bit() -> None:
 
 def load_for_training(profile: "Profile", four_bit: bool, progress: Callable[[str], None] | None = None) -> "LoadedModel":
     """The profile's model ready for LoRA training: fp32 on CPU/MPS and on GPUs without bf16, bf16 otherwise."""
+    if profile.model.backend != "transformers":
+        from assistant.errors import AssistantError
+
+        raise AssistantError(
+            f"training and evaluating adapters need the transformers backend; profile {profile.name} uses "
+            f"{profile.model.backend} ({profile.model.base_url or 'a plugin'}): pick a local profile with --profile"
+        )
     import torch
 
     from assistant.engine.loading import load_model

@@ -203,3 +203,16 @@ def test_ask_prints_where_the_question_went(server: RecordingServer, capsys: pyt
 def test_base_url_without_a_model_name_says_what_to_add(server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "--base-url", server.url, "hello"]) == 2
     assert "--base-url needs --model NAME" in capsys.readouterr().err
+
+
+def test_training_on_a_remote_profile_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = tmp_path / "remote.toml"
+    profile.write_text('[model]\nbackend = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nid = "m"\n')
+    from tests.plugins.test_finetune_support import colour_chats
+    from assistant.store import Store
+
+    with Store.open_default() as store:
+        colour_chats(store, 2)
+    assert main(["train", "--name", "x", "--profile", str(profile), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "need the transformers backend; profile remote uses openai (http://127.0.0.1:9/v1)" in err[-1]

@@ -493,12 +493,12 @@ class Chat:
 
 def _write_unsaved_question(text: str, profile: str) -> Path:
     """Append a question to UNSAVED_QUESTIONS_FILE (the newest UNSAVED_QUESTIONS_KEPT are kept)."""
-    from .paths import user_paths
+    from .paths import user_paths, write_private
 
     path = user_paths().ensure().data / UNSAVED_QUESTIONS_FILE
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     lines.append(json.dumps({"time": time.time(), "profile": profile, "question": text}, ensure_ascii=False))
-    path.write_text("\n".join(lines[-UNSAVED_QUESTIONS_KEPT:]) + "\n", encoding="utf-8")
+    write_private(path, "\n".join(lines[-UNSAVED_QUESTIONS_KEPT:]) + "\n")
     return path
 
 

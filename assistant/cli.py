@@ -21,13 +21,13 @@ log = logging.getLogger("assistant")
 
 
 def _setup_logging() -> Path | None:
-    from .paths import user_paths
+    from .paths import touch_private, user_paths
 
     try:
         paths = user_paths().ensure()
-        handler = logging.FileHandler(paths.log_file, encoding="utf-8")
-    except OSError:
-        return None
+        handler = logging.FileHandler(touch_private(paths.log_file), encoding="utf-8")
+    except (OSError, AssistantError):
+        return None  # an unusable data dir is reported by the command that needs it
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -652,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
 
     reset_notices()
     stop_notices = add_notice_listener(lambda line: click.echo(line, err=True))
+    from .paths import take_notices
+
+    for line in take_notices():  # e.g. an older install's files made private
+        click.echo(line, err=True)
     try:
         use_profile(profile_in_argv(sys.argv[1:] if argv is None else argv))
         _add_plugin_commands()

@@ -304,14 +304,16 @@ _file_lock = threading.Lock()
 def _locked(path: Path) -> Iterator[None]:
     """One writer at a time: a thread lock, plus an advisory file lock where the platform has one."""
     with _file_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from .paths import make_private_dir, touch_private
+
+        make_private_dir(path.parent)
         lock_path = path.with_name(path.name + ".lock")
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             yield
             return
-        with open(lock_path, "a", encoding="utf-8") as handle:
+        with open(touch_private(lock_path), "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -344,8 +346,7 @@ def _update_allow_list(path: Path, change: Callable[[list[str]], list[str]]) -> 
                 handle.write(new_text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if path.exists():
-                os.chmod(temporary, path.stat().st_mode & 0o777)
+            os.chmod(temporary, 0o600)  # the config is private whatever the umask or the old file's mode
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):

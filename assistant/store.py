@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -34,6 +35,7 @@ from .conversation import (
 )
 from .errors import AssistantError
 from .images import LoadedImage, decode_image_bytes, image_extension
+from .paths import make_private_dir, touch_private
 
 # --- schema ----------------------------------------------------------------------------------------------------------
 # Each migration is a list of single SQL statements (no executescript: it would commit the migration transaction).
@@ -230,8 +232,9 @@ class Store:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.images_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
+            make_private_dir(self.images_dir)
+            self._make_files_private()
         except OSError as error:
             raise AssistantError(
                 f"cannot create the chat store folder {self.path.parent}: {error.strerror or error}; "
@@ -250,6 +253,21 @@ class Store:
             conn.close()
             raise
         self._conn = conn
+
+    def _make_files_private(self) -> None:
+        """The database file is created 0600 before SQLite opens it (its -wal and -shm copy that mode); existing
+        files of ours with other modes, e.g. a 0444 `-shm` left by a read-only spell, are set back to 0600."""
+        if not self.path.exists() and not self.path.is_symlink():
+            touch_private(self.path)
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                info = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            mode = stat.S_IMODE(info.st_mode)
+            wanted = mode & 0o700 if path == self.path else 0o600  # a store the user made read-only stays so
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and mode != wanted:
+                os.chmod(path, wanted)
 
     @classmethod
     def open_default(cls) -> "Store":
@@ -696,7 +714,7 @@ class Store:
 
     def _write_file_atomically(self, path: Path, data: bytes) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=path.suffix)
             try:
                 with os.fdopen(handle, "wb") as file:

@@ -282,6 +282,10 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             self._stop_plugin_notices = add_notice_listener(
                 lambda line: self.notify(line, severity="warning", markup=False, timeout=12)  # thread-safe
             )
+            from ..paths import take_notices
+
+            for line in take_notices():  # e.g. an older install's files made private
+                self.notify(line, severity="warning", markup=False, timeout=12)
         if self.plugins is None:
             try:
                 if self.assistant is not None:
@@ -834,10 +838,12 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
 
 def _setup_logging() -> None:
     """Log to the user data dir (Textual owns the terminal; tracebacks go to the file)."""
+    from ..paths import touch_private
+
     try:
         paths = user_paths().ensure()
-        handler = logging.FileHandler(paths.log_file, encoding="utf-8")
-    except OSError:
+        handler = logging.FileHandler(touch_private(paths.log_file), encoding="utf-8")
+    except (OSError, AssistantError):
         return
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from .api import Chat, Reply
     from .conversation import Conversation
     from .hooktypes import (
         Backend,
@@ -90,5 +91,5 @@ def conversation_to_examples(conversation: "Conversation") -> "list[dict[str, An
 
 
 @hookspec
-def reply_finished(chat: Any, reply: Any) -> None:
+def reply_finished(chat: "Chat", reply: "Reply") -> None:
     """Observe every finished assistant reply (`chat` is an assistant.Chat, `reply` an assistant.Reply)."""

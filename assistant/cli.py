@@ -560,9 +560,9 @@ def plugins_new(name: str, directory: Path) -> None:
     click.echo(f"next: pip install -e '{target}[test]' && pytest {target}   (then: assistant {name})")
 
 
-def _runtime_line(record: Any) -> str:
+def _runtime_line(record: Any, width: int) -> str:
     times = "once" if record.count == 1 else f"{record.count} times"
-    return f"{'':<16} failed at run time: {record.stage}: {' '.join(record.error.split())} ({times}, last {_when(record.last)})"
+    return f"{'':<{width}} failed at run time: {record.stage}: {' '.join(record.error.split())} ({times}, last {_when(record.last)})"
 
 
 @plugins.command("list")
@@ -583,26 +583,23 @@ def plugins_list(clear: bool) -> None:
     runtime: dict[str, list[Any]] = {}
     for record in read_failures():
         runtime.setdefault(record.plugin, []).append(record)
+    width = max([16, *(len(info.name) + 1 for info in infos), *(len(name) + 1 for name in runtime)])
     for info in infos:
         status = "failing" if info.status == "ok" and info.name in runtime else info.status
         kind = "built-in" if info.builtin else "third-party"
-        if info.status == "disabled" and info.disabled_by:
-            status = "disabled"
-        click.echo(f"{info.name:<16} {kind:<12} {status:<9} {', '.join(info.hooks)}".rstrip())
+        click.echo(f"{info.name:<{width}} {kind:<12} {status:<9} {', '.join(info.hooks)}".rstrip())
         if info.disabled_by:
-            click.echo(f"{'':<16} disabled by {info.disabled_by}")
+            click.echo(f"{'':<{width}} disabled by {info.disabled_by}")
         if info.error:
-            click.echo(f"{'':<16} error: {' '.join(info.error.split())}")
+            click.echo(f"{'':<{width}} error: {' '.join(info.error.split())}")
         for record in runtime.pop(info.name, []):
-            click.echo(_runtime_line(record))
+            click.echo(_runtime_line(record, width))
         for clash in info.clashes:
-            click.echo(f"{'':<16} clash: {clash}")
+            click.echo(f"{'':<{width}} clash: {clash}")
     for name, records in runtime.items():  # plugins no longer installed or active
-        click.echo(f"{name:<16} {'?':<12} {'not loaded':<9}")
+        click.echo(f"{name:<{width}} {'?':<12} not loaded")
         for record in records:
-            click.echo(_runtime_line(record))
-    for warning in manager.warnings:
-        click.echo(warning)
+            click.echo(_runtime_line(record, width))
     if any(info.name in runtime or info.error for info in infos) or read_failures():
         click.echo("(`assistant plugins list --clear` forgets the recorded run-time failures)", err=True)
 

@@ -59,6 +59,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "assistant_plugins.grounding.plugin",
     "assistant_plugins.finetune.plugin",
     "assistant_plugins.tools",
+    "assistant_plugins.actions.plugin",
     "assistant_plugins.transformers_backend",
     "assistant_plugins.openai_backend.plugin",
     "assistant_plugins.serve.plugin",
@@ -444,7 +445,9 @@ class PluginManager:
                     self.collect(hook_name)
                 except Exception as error:  # noqa: BLE001 - a built-in's bug must not hide the listing
                     log.exception("probing %s failed", hook_name)
-                    self.warnings.append(f"{hook_name} failed: {describe_error(error)}")
+                    line = f"warning: {hook_name} failed: {describe_error(error)}"
+                    self.warnings.append(line)
+                    announce(CORE, hook_name, line)
         finally:
             self.persist_failures = True
 

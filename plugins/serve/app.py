@@ -231,7 +231,9 @@ class GenerationResponse:
                 return
             elif kind == "done":
                 rest, calls = reply.finish()
-                body = envelope.completion("".join(shown) + rest, calls, finish_reason(value, reply, calls), value)
+                content = "".join(shown) + rest
+                body = envelope.completion(content.strip() if calls else content, calls,
+                                           finish_reason(value, reply, calls), value)
                 await _send_json(send, 200, body)
                 return
 

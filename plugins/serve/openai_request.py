@@ -115,8 +115,9 @@ def parse_chat_request(data: dict[str, Any], limits: Limits) -> ChatRequest:
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise bad("messages must be a non-empty array of {role, content} objects", "messages", "invalid_type")
-    n = _number(data, "n", 1, 1, integer=True)
-    del n  # one choice per request: n other than 1 is refused by the range above
+    n = data.get("n")
+    if n is not None and n != 1:
+        raise bad(f"n = {json.dumps(n)}: this server writes one choice per request (n = 1)", "n")
     request = ChatRequest(model=model, messages=[])
     request.stream = _flag(data, "stream")
     options = data.get("stream_options")

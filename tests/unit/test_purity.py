@@ -20,6 +20,10 @@ DATA_MODULES = [
     "assistant.images",
     "assistant.documents",
     "assistant.api",
+    "assistant.namedpaths",
+    "assistant.permissions",
+    "assistant.tui.config",
+    "assistant.tui.clipboard",
 ]
 HEAVY = ["torch", "transformers", "textual"]
 

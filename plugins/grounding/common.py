@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -309,7 +310,9 @@ def _load(snippet: str, literal_budget: list[int]) -> Any:
     if len(snippet) <= min(_MAX_LITERAL_SPAN, literal_budget[0]):
         literal_budget[0] -= len(snippet)
         try:  # Python-literal style ({'bbox_2d': [...]}) as some models and cookbooks write it
-            return ast.literal_eval(snippet)
+            with warnings.catch_warnings():  # "invalid decimal literal" and friends: model text, not our code
+                warnings.simplefilter("ignore", SyntaxWarning)
+                return ast.literal_eval(snippet)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None
     return None

@@ -215,6 +215,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             self.notify(problem, severity="warning", markup=False, timeout=12)
         self.prompt.completer = self._complete
         self.prompt.use_keys(self.config)
+        self.sidebar.use_keys(self.config)
         first_key = lambda binding_id: key_label(self.config.keys_for(binding_id).split(",")[0])  # noqa: E731
         self.sidebar.set_hint(
             f"Enter open · {first_key('rename_chat')} rename · {first_key('delete_chat')} delete · "

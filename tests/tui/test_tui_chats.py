@@ -145,6 +145,26 @@ async def test_typing_words_in_the_chat_list_never_deletes_a_chat(make_app, stor
 
 
 @async_test
+async def test_a_letter_the_user_binds_in_the_list_acts_and_other_letters_search(make_app, store):
+    from assistant.tui.config import TuiConfig
+
+    chat_id = saved_chat(store, "Old title", "q", "a")
+    app = make_app(autoload=False, config=TuiConfig(keys={"rename_chat": "r"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+b", "down", "x")
+        assert app.sidebar.query_one("#chat-search").value == "x" and len(app.screen_stack) == 1
+        app.sidebar.query_one("#chat-search").value = ""
+        await pilot.pause()
+        app.sidebar.query_one(ChatList).focus()
+        await pilot.press("r")  # bound on purpose in [keys]: it renames
+        field = await wait_dialog(pilot, "#dialog-input")
+        field.value = "New title"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert store.get_conversation(chat_id).title == "New title"
+
+
+@async_test
 async def test_rename_and_export_from_the_sidebar_and_commands(make_app, store, tmp_path):
     chat_id = saved_chat(store, "Old title", "what is 2+2?", "**4**")
     app = make_app(autoload=False, chat_id=chat_id)

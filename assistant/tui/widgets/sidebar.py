@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from ...store import ChatSummary, SearchHit
 from .. import format as tui_format
-from ..config import CHAT_LIST
+from ..config import CHAT_LIST, KEY_SPECS, TuiConfig
 from ..keys import bindings
 
 
@@ -34,7 +34,14 @@ class ChatList(OptionList):
 
     BINDINGS = bindings(CHAT_LIST)
 
+    bound_keys: frozenset[str] = frozenset(
+        key for spec in KEY_SPECS if spec.scope == CHAT_LIST for key in spec.keys.split(",")
+    )
+    """Keys bound to the list's actions (the user's [keys] may bind a letter on purpose: that letter acts)."""
+
     def on_key(self, event: events.Key) -> None:
+        if event.key in self.bound_keys:
+            return
         if event.is_printable and event.character and event.character.isprintable():
             event.stop()
             event.prevent_default()
@@ -112,6 +119,12 @@ class Sidebar(Vertical):
             snippet = " ".join(hit.snippet.split()) if hit.message_id else "title matches"
             options.append(chat_option(hit.conversation_id, hit.title, snippet, hit.conversation_id == current_id))
         self._fill(options, "No chat matches", current_id)
+
+    def use_keys(self, config: TuiConfig) -> None:
+        """The list's keys as configured (its actions keep their keys; any other letter types into the search)."""
+        self.query_one(ChatList).bound_keys = frozenset(
+            key for spec in KEY_SPECS if spec.scope == CHAT_LIST for key in config.keys_for(spec.id).split(",")
+        )
 
     def set_hint(self, text: str) -> None:
         self.query_one("#sidebar-hint", Static).update(text)

@@ -141,11 +141,20 @@ def _context_profile(context: Any) -> str | None:
         return None
     from assistant.profiles import available_profiles
 
+    from assistant.profiles import load_profile
+
     source = str(getattr(profile, "source", "") or "")
     known = available_profiles().get(profile.name)
-    if not source or (known is not None and Path(known).resolve() == Path(source).resolve()):
-        return str(profile.name)
-    return source
+    chosen = str(profile.name) if not source or (known is not None and Path(known).resolve() == Path(source).resolve()) else source
+    saved = load_profile(chosen)
+    running = getattr(profile, "model", None)
+    if running is not None and (running.id, running.local_build) != (saved.model.id, saved.model.local_build):
+        raise AssistantError(
+            f"/train trains profile {profile.name}'s own model ({saved.model_label}), but this TUI runs "
+            f"{profile.model_label} (--model or a server): restart without --model, or use "
+            f"`assistant train --profile FILE` with a profile whose [model] is the one you want"
+        )
+    return chosen
 
 
 def run_train(context: Any, argument: str) -> None:

@@ -53,3 +53,24 @@ async def test_a_failed_train_says_failed_with_the_reason(make_app, store, cat_p
         assert app.screen.query_one("#progress-stop").disabled
         await pilot.press("escape")
         assert app.is_running and not Path(str(missing)).exists()
+
+
+def test_train_refuses_when_the_tui_runs_another_model_than_its_profile(tmp_path):
+    """Started with --model, the TUI runs a model its profile does not name: /train says so instead of training
+    the profile's model (an adapter the running model could not use)."""
+    import pytest
+
+    from assistant.errors import AssistantError
+    from assistant.plugins import create_plugin_manager
+    from assistant.profiles import load_profile
+
+    class Context:
+        profile = load_profile("tiny-smolvlm").with_model(str(tmp_path / "other-model"))
+        plugin_manager = create_plugin_manager(load_entry_points=False)
+
+        def notify(self, message, severity="information"):
+            raise AssertionError(f"nothing starts: {message}")
+
+    train = {c.name: c for c in Context.plugin_manager.collect("register_slash_commands")}["train"]
+    with pytest.raises(AssistantError, match="but this TUI runs .*other-model.*restart without --model"):
+        train.run(Context(), "--name other")

@@ -36,6 +36,10 @@ ALLOW_KEY = "always_allow"
 ALWAYS_CONFIRM: frozenset[str] = frozenset({"screenshot"})
 """Tools that ask even when they do not declare side effects (a screenshot can show anything on the screen)."""
 
+ASK_EVERY_TIME: frozenset[str] = frozenset({"click", "move", "drag", "scroll", "type_text", "press_keys"})
+"""Desktop actions: asked before every call. An "always" answer approves that one call, and an always_allow entry
+for them is ignored (what a click does depends on what is under the pointer then); only `--yes` covers a run."""
+
 
 class Answer(enum.Enum):
     """What the user answered to one confirmation."""
@@ -145,7 +149,7 @@ class Permissions:
             return Decision(True, "pre-approved")
         note = ""
         try:
-            if name in self.allowed:
+            if name in self.allowed and name not in ASK_EVERY_TIME:
                 return Decision(True, "always-allowed")
         except AssistantError as error:  # a broken config file only means asking again
             note = str(error)
@@ -158,6 +162,8 @@ class Permissions:
             return Decision(False, "denied", asked=True)
         if answer is Answer.ONCE:
             return Decision(True, "approved", asked=True, note=note)
+        if answer is Answer.ALWAYS and name in ASK_EVERY_TIME:
+            return Decision(True, "approved", asked=True, note="desktop actions are approved one call at a time")
         if answer is Answer.ALWAYS:
             try:
                 self.remember(name)

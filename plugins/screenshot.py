@@ -159,6 +159,9 @@ def capture_through_plugins(manager: Any, request: ScreenshotRequest) -> Screens
     shot = manager.call_first("capture_screenshot", request=request)
     if shot is None:
         raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
+    from assistant.screenmap import remember_capture
+
+    remember_capture(shot)  # desktop actions map pixels of this image back to the screen
     return shot
 
 

@@ -61,6 +61,9 @@ def screenshot(monitor: int | None = None, region: list[int] | None = None) -> T
     shot = _plugins().call_first("capture_screenshot", request=request)
     if shot is None:
         raise AssistantError("no screenshot plugin is active")
+    from assistant.screenmap import remember_capture
+
+    remember_capture(shot)  # desktop actions map pixels of this image back to the screen
     text = f"Screenshot ({shot.source}, {shot.width}x{shot.height} pixels){_image_label(_next_image_number())}."
     return ToolResult(text=text, images=[shot.image])
 

@@ -63,7 +63,10 @@ def test_call_result_and_answer_are_streamed_and_stored():
     assert saved.messages[3].text == "The echo said hi."
     assert saved.messages[1].meta.extra["agent"] is True
     offered = [spec["function"]["name"] for spec in saved.messages[1].meta.extra["tools"]]
-    assert offered == ["echo", "ground", "pdf_page", "pdf_search", "screenshot", "zoom"]
+    assert offered == sorted(
+        ["echo", "ground", "pdf_page", "pdf_search", "screenshot", "zoom",
+         "click", "drag", "move", "press_keys", "scroll", "type_text", "wait"]
+    )
 
     # The second generation saw the call and its result, and every generation was offered the tools.
     first, second = engine.prompts

@@ -630,6 +630,10 @@ from .doctor import doctor_command  # noqa: E402 - the command lives with its ch
 
 cli.add_command(doctor_command)
 
+from .batch_cli import batch_command  # noqa: E402 - `assistant batch` (issue 17) lives in its own module
+
+cli.add_command(batch_command)
+
 
 def _add_plugin_commands() -> None:
     """Let plugins add subcommands; a third-party plugin that raises is recorded, the others still register."""

@@ -91,6 +91,12 @@ class TransformersBackend:
         )
         return EngineReply(stream, inputs.input_sizes, dropped)
 
+    def answer_batch(self, requests: list[GenerationRequest], stop: Any = None) -> list[Any]:
+        """Several one-turn requests through one `generate` call (engine.batching.BatchedReply each); `stop`, a
+        threading.Event, ends it early. Optional: `assistant batch --batch-size` looks for it, other backends
+        answer one request at a time."""
+        return self.engine.generate_batch(requests, stop)
+
     def set_adapter(self, name: str | None) -> None:
         from ..adapters import activate_adapter
 

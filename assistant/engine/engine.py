@@ -156,6 +156,16 @@ class Engine:
         stream.stats.reused_tokens = plan.prefix
         return stream, inputs, dropped
 
+    def generate_batch(self, requests: Sequence[Any], stop: threading.Event | None = None) -> list[Any]:
+        """Answer several one-turn GenerationRequests with one `generate` call (engine.batching); the chat's KV
+        cache is left as it is. `stop` (set from any thread) ends the call early."""
+        from .batching import generate_batch
+
+        with self._lock:
+            if self._active is not None and self._active.running:
+                raise AssistantError("a reply is still being generated; wait for it or stop it (Esc) first")
+            return executor.run(generate_batch, self.loaded, requests, stop)
+
     def _fast_decoder(self) -> FastDecoder | None:
         """The fused step for this reply: none under an active LoRA adapter (it changes the projections);
         rebuilt when the model's weights were replaced since (e.g. `model.to(dtype)`)."""

@@ -25,7 +25,7 @@ from .conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResult
 from .errors import AssistantError
 from .hooktypes import Tool, ToolResult
 from .permissions import Answer, ApprovalRequest, Decision, Permissions
-from .toolcalls import ParsedCall, check_arguments, parse_tool_calls, tool_spec, valid_tool_name
+from .toolcalls import ParsedCall, ParsedReply, check_arguments, parse_tool_calls, tool_spec, valid_tool_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -293,6 +293,35 @@ def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContext | No
     return result, time.perf_counter() - started
 
 
+def native_actions(chat: "Chat", text: str) -> ParsedReply | None:
+    """GUI actions a model wrote in its own format (UI-TARS `click(start_box='(x,y)')`, `type(content=...)`) as
+    tool calls, or None. The profile's grounding parser reports them in `Grounding.raw["actions"]` as
+    {"tool", "arguments"} in pixels of the chat's latest image; they then pass the same checks and the same
+    permission policy as any tool call."""
+    from .grounding import ground_reply
+
+    if "(" not in text:
+        return None
+    try:
+        grounding = ground_reply(chat, text)
+    except Exception:  # noqa: BLE001 - a parser problem means no native actions, never a failed run
+        log.exception("reading native actions failed")
+        return None
+    actions = grounding.raw.get("actions") if grounding is not None else None
+    if not isinstance(actions, list):
+        return None
+    calls = [
+        ParsedCall(name=item["tool"], arguments=dict(item["arguments"]), raw=text)
+        for item in actions[:MAX_NATIVE_ACTIONS]
+        if isinstance(item, dict) and isinstance(item.get("tool"), str) and valid_tool_name(item["tool"])
+        and isinstance(item.get("arguments"), dict)
+    ]
+    return ParsedReply(text=text, calls=calls) if calls else None
+
+
+MAX_NATIVE_ACTIONS = 10
+
+
 # --- the loop ----------------------------------------------------------------------------------------------------------
 
 
@@ -395,6 +424,8 @@ class Agent:
                 yield Finished("stopped", answer=reply.text.strip(), reply=reply, steps=steps)
                 return
             parsed = parse_tool_calls(reply.text)
+            if not parsed.calls:
+                parsed = native_actions(self.chat, reply.text) or parsed
             if not parsed.calls:
                 yield ReplyDone(step, reply, reply.text, (), stream.message)
                 yield Finished("answer", answer=reply.text.strip(), reply=reply, steps=steps)

@@ -11,7 +11,8 @@ Two coordinate conventions, hence two format names:
   0-1000, as the `ui-tars` package parses them with `factor=1000`.
 
 A value with two numbers is a point; four numbers (`start_box='(x1,y1,x2,y2)'`, `<bbox>x1 y1 x2 y2</bbox>`) a
-box. Shapes are labelled with the action ("click", "drag", "drag end", ...).
+box. Shapes are labelled with the action ("click", "drag", "drag end", ...). The actions themselves (click, type,
+hotkey, scroll, ...) are in `raw["actions"]` as desktop tool calls in image pixels (uitars_actions.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 
 from assistant.geometry import Grounding, Point, Shape
 
+from .uitars_actions import action_calls
 from .common import (
     NUM,
     Scale,
@@ -88,7 +90,8 @@ def _parse(name: str, text: str, scale: Scale, size: Size) -> Grounding:
         if inside >= 0 and tag.start() < used[inside][1]:
             continue  # already read as the value of start_box=/point=...
         shapes.append(_shape(_values(tag.group(2)), "", scale, size))
-    return finish(name, shapes, size)
+    actions = action_calls(text, scale, size)
+    return finish(name, shapes, size, {"actions": actions} if actions else None)
 
 
 @never_raises(FORMAT)

@@ -378,3 +378,26 @@ def test_agent_the_failsafe_ends_the_run(app, xvfb_display):
     assert isinstance(finished, Finished) and finished.reason == "stopped"
     assert len(engine.prompts) == 1  # the model was not asked again
     assert app.drain() == []
+
+
+def test_agent_a_ui_tars_action_string_drives_the_same_click(app):
+    """UI-TARS-1.5 writes `click(start_box='(x,y)')` in its resized-input pixels; the agent runs it as `click`."""
+    from assistant_plugins.grounding.common import smart_resize
+    from assistant_plugins.grounding.uitars import UITARS_MAX_PIXELS, UITARS_MIN_PIXELS
+
+    input_width, input_height = smart_resize(1280, 480, 28, UITARS_MIN_PIXELS, UITARS_MAX_PIXELS)
+    x, y = app.centre("ok")
+    native = (
+        "Thought: The OK button is on the right.\n"
+        f"Action: click(start_box='<|box_start|>({round(x * input_width / 1280)},{round(y * input_height / 480)})"
+        "<|box_end|>')"
+    )
+    bot, _ = scripted_assistant([call("screenshot", {}), native, "finished(content='pressed')"])
+    bot.profile.grounding.format = "uitars"
+    chat = bot.chat()
+    events = list(Agent(chat, Permissions(pre_approved=True)).run("press the OK button"))
+    assert events[-1].reason == "answer", events[-1]
+    assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"
+    saved = bot.store.get_conversation(chat.id)
+    (click_call,) = saved.messages[3].tool_calls
+    assert click_call.name == "click" and abs(click_call.arguments["x"] - x) <= 1 and abs(click_call.arguments["y"] - y) <= 1

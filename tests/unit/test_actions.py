@@ -145,3 +145,30 @@ def test_actions_are_asked_every_time(tmp_path):
     assert permissions.check("zoom_like", "", True, {}).how == "approved-always"  # other tools: unchanged
     assert Permissions(config_file=config).check("type_text", "", True, {}).how == "no-approver"
     assert Permissions(pre_approved=True, config_file=config).check("click", "", True, {}).how == "pre-approved"
+
+
+def test_ui_tars_actions_become_tool_calls_in_image_pixels():
+    from assistant_plugins.grounding import uitars
+
+    reply = "Thought: OK is there.\nAction: click(start_box='<|box_start|>(322,126)<|box_end|>')"
+    grounding = uitars.parse(reply, (1280, 480), (644, 252))  # 1.5: pixels of the resized input
+    assert grounding.raw["actions"] == [{"tool": "click", "arguments": {"x": 640, "y": 240}}]
+    reply = (
+        "Thought: type, then more. wait (for it)\nAction: type(content='hello\\nit\\'s me')\n\n"
+        "hotkey(key='ctrl c')\nscroll(start_box='(500,500)', direction='up')\n"
+        "left_double(start_box='[100,100,200,200]')\nright_single(start_box='(0,0)')\n"
+        "drag(start_box='(0,0)', end_box='(1000,1000)')\nhover(start_box='(10,10)')\nwait()\nfinished(content='ok')"
+    )
+    actions = uitars.parse_v1(reply, (1280, 480)).raw["actions"]  # 1.0: 0-1000
+    assert actions == [
+        {"tool": "type_text", "arguments": {"text": "hello\nit's me"}},
+        {"tool": "press_keys", "arguments": {"keys": "ctrl c"}},
+        {"tool": "scroll", "arguments": {"x": 640, "y": 240, "dx": 0, "dy": -5}},
+        {"tool": "click", "arguments": {"x": 192, "y": 72, "clicks": 2}},
+        {"tool": "click", "arguments": {"x": 0, "y": 0, "button": "right"}},
+        {"tool": "drag", "arguments": {"x1": 0, "y1": 0, "x2": 1279, "y2": 479}},
+        {"tool": "move", "arguments": {"x": 13, "y": 5}},
+        {"tool": "wait", "arguments": {"seconds": 5.0}},
+    ]
+    assert parse_combination(actions[1]["arguments"]["keys"]) == ["ctrl", "c"]
+    assert "actions" not in uitars.parse_v1("Action: finished(content='done')", (1280, 480)).raw

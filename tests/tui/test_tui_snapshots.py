@@ -43,7 +43,8 @@ def fixed_clock(monkeypatch):
 
 @pytest.fixture
 def plugins():
-    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    # Only the model backend of the built-ins (it adds no command or screen): the tiny model loads through it.
+    manager = create_plugin_manager(builtins=("assistant_plugins.transformers_backend",), load_entry_points=False)
     manager.register(SnapshotPlugin(), name="weather")
     return manager
 

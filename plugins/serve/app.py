@@ -149,14 +149,16 @@ class Service:
     async def chat_completions(self, request: Request) -> Any:
         self.check_key(request)
         data = parse_body(await self.read_body(request))
+        adapter = None
         if isinstance(data.get("model"), str):  # an unknown model is answered before any image is decoded
-            self._resolve(data["model"], await run_in_threadpool(self.models))
-        chat = await run_in_threadpool(parse_chat_request, data, self.settings.limits)
-        adapter = self._resolve(chat.model, await run_in_threadpool(self.models))
+            adapter = self._resolve(data["model"], await run_in_threadpool(self.models))
+        chat = await run_in_threadpool(parse_chat_request, data, self.settings.limits)  # refuses a model not a str
         backend = self.worker.backend
         if chat.tools and not backend.capabilities.tools:
             raise ApiError(400, f"this server's backend ({backend.name}) does not take tools", code="tools_unsupported",
                            param="tools")
+        if self.worker.closing:
+            raise ApiError(503, "the server is shutting down; retry later", code="server_shutting_down")
         if not self.worker.admit():
             wait = self.worker.retry_after()
             raise ApiError(429, f"the model is busy: {self.worker.max_queue} requests are already waiting "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import sys
 from typing import Any
@@ -135,6 +136,26 @@ def run_server(sock: socket.socket, profile_name: str | None, adapter: str | Non
         sys.stdout.flush()
         config = uvicorn.Config(app, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        stop_listening = server.handle_exit
+
+        def handle_exit(sig: int, frame: Any) -> None:
+            worker.close_all()  # open streams end now, with the text so far, instead of at the grace timeout
+            stop_listening(sig, frame)
+
+        server.handle_exit = handle_exit  # type: ignore[method-assign]
+        # uvicorn re-raises the signal that stopped it: SIGTERM too should end here, where the backend is closed.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        click.echo("stopped", err=True)
     finally:
         worker.stop()
+
+
+def _interrupt(sig: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -95,7 +95,10 @@ class ModelWorker:
         self.counters = Counters()
         self._durations: deque[float] = deque(maxlen=8)
         self._jobs: "queue.Queue[Job | None]" = queue.Queue()
-        self._current: Job | None = None
+        self._pending_jobs: dict[int, Job] = {}
+        self._pending_lock = threading.Lock()
+        self.closing = False
+        """Shutting down: nothing new is admitted, and every admitted job has been cancelled."""
         self._thread = threading.Thread(target=self._run, name="assistant-serve-model", daemon=True)
         self._thread.start()
 
@@ -110,7 +113,18 @@ class ModelWorker:
         return True
 
     def submit(self, job: Job) -> None:
+        with self._pending_lock:
+            self._pending_jobs[id(job)] = job
         self._jobs.put(job)
+
+    def close_all(self) -> None:
+        """The server is stopping: cancel every admitted job (any thread, signal handlers included), so open
+        streams end now with what they have instead of being cut when the shutdown grace runs out."""
+        self.closing = True
+        with self._pending_lock:
+            jobs = list(self._pending_jobs.values())
+        for job in jobs:
+            job.cancel()
 
     def _release(self) -> None:
         self.admitted = max(0, self.admitted - 1)
@@ -125,10 +139,8 @@ class ModelWorker:
         return max(0, self.admitted - (1 if self.generating else 0))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Cancel the current reply, end the thread, then close the backend."""
-        current = self._current
-        if current is not None:
-            current.cancel(abandoned=True)
+        """Cancel every job, end the thread, then close the backend."""
+        self.close_all()
         self._jobs.put(None)
         self._thread.join(timeout)
         try:
@@ -144,7 +156,6 @@ class ModelWorker:
             if job is None:
                 return
             started = time.perf_counter()
-            self._current = job
             self.generating = True
             try:
                 self._serve(job)
@@ -155,8 +166,9 @@ class ModelWorker:
                                            code="server_error"))
             finally:
                 job.finished = True
+                with self._pending_lock:
+                    self._pending_jobs.pop(id(job), None)
                 self.generating = False
-                self._current = None
                 self._durations.append(time.perf_counter() - started)
                 try:
                     job.loop.call_soon_threadsafe(self._release)
@@ -164,8 +176,9 @@ class ModelWorker:
                     pass
 
     def _serve(self, job: Job) -> None:
-        if job.cancelled:
+        if job.cancelled:  # left while waiting, or the server is stopping
             self.counters.cancelled += job.abandoned
+            job.post("error", ApiError(503, "the server is shutting down; retry later", code="server_shutting_down"))
             return
         try:
             if job.adapter != self.adapter:

@@ -8,6 +8,7 @@ only the model is scripted, so what these tests prove is the server's side of th
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Any
 import openai
 import pytest
 
-from tests.serve.serving import API_KEY, Server, image_part
+from tests.serve.serving import (
+    API_KEY,
+    Server,
+    image_part,
+    install_scripted_plugin,
+    scripted_profile,
+    start_server,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -286,3 +294,22 @@ def test_unknown_endpoints_and_methods_are_json(scripted_server: Server) -> None
     assert_error(scripted_server.request("GET", "/v1/chat/completions"), 405)
     assert_error(scripted_server.request("GET", "/v1/models/nope"), 404, "model_not_found")
     assert scripted_server.request("GET", "/v1/models/scripted+alpha").json()["id"] == "scripted+alpha"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stopping_the_server_ends_open_streams_cleanly(
+    tmp_path: Path, shared_cache: Path, stop_signal: signal.Signals
+) -> None:
+    server = start_server(tmp_path / "home", shared_cache, "--profile", str(scripted_profile(tmp_path)),
+                          "--api-key", API_KEY, plugin_dir=install_scripted_plugin(tmp_path / "site"))
+    try:
+        stream = server.client().chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": "endless"}], stream=True)
+        chunks = [chunk for chunk, _ in zip(stream, range(3))]
+        server.process.send_signal(stop_signal)
+        chunks += list(stream)  # the reply ends with what it has, instead of being cut off
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        assert server.process.wait(60) == 0
+        assert server.log.read_text().splitlines()[-1] == "stopped"
+    finally:
+        server.stop()

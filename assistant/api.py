@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 import weakref
@@ -38,6 +39,8 @@ ImageInput = Union[str, Path, "Image", "LoadedImage", ImagePart]
 UNSAVED_QUESTIONS_FILE = "unsaved-questions.jsonl"
 """In the data dir: questions whose new chat was not kept because its first reply failed before any text."""
 UNSAVED_QUESTIONS_KEPT = 200
+PARTIAL_SAVE_INTERVAL_S = 0.5
+"""A streaming reply's text is saved at most this often (a kill loses no more than this much of it)."""
 
 
 @dataclass
@@ -483,6 +486,9 @@ class Chat:
         if options.system is not None:
             extra = {**extra, "system_prompt": options.system}
         meta = ReplyMeta(profile=profile.name, model=profile.model_label, adapter=self.assistant.adapter, extra=extra)
+        from .store import WRITER_PID_KEY
+
+        meta.extra = {**meta.extra, WRITER_PID_KEY: os.getpid()}  # a reply whose writer is gone is `interrupted`
         placeholder = Message(role="assistant", parts=[TextPart("")], status="streaming", meta=meta)
         placeholder = self.assistant.store.add_message(self.id, placeholder)
         self.conversation.messages.append(placeholder)
@@ -530,6 +536,7 @@ class ReplyStream:
         self._started = False
         self._reader: "weakref.ReferenceType[Iterator[str]] | None" = None
         self.text = ""
+        self._saved_at = time.monotonic()
 
     def cancel(self) -> None:
         """Stop generating after the current token; the reader still receives the end (status `stopped`)."""
@@ -612,6 +619,7 @@ class ReplyStream:
             pieces = iter(self._text_stream)
             for piece in pieces:
                 self.text += piece
+                self._save_partial()
                 yield piece
             stats = self._text_stream.stats
             if stats.fast_steps:
@@ -631,6 +639,19 @@ class ReplyStream:
             advice = unkept or "; the question is saved, try /regenerate or another profile"
             raise AssistantError(message + advice) from None
         self._finish(status="stopped" if stats.stopped else "ok", stats=stats)
+
+    def _save_partial(self) -> None:
+        """Store the text so far (status still `streaming`) at most every PARTIAL_SAVE_INTERVAL_S seconds, so a
+        kill -9 loses at most that much; a failed save is logged and the reply goes on."""
+        now = time.monotonic()
+        if now - self._saved_at < PARTIAL_SAVE_INTERVAL_S:
+            return
+        self._saved_at = now
+        self.message.parts = [TextPart(self.text)]
+        try:
+            self.chat.assistant.store.update_message(self.message)
+        except Exception:  # noqa: BLE001 - e.g. the store is busy: the final save still comes
+            log.exception("could not save the partial reply")
 
     def _stop_and_store(self, pieces: Iterator[str] | None) -> None:
         """Cancel generation, wait for the engine to end it (so the next reply can start), store as stopped."""
@@ -660,6 +681,9 @@ class ReplyStream:
         message.parts = [TextPart(self.text)]
         message.status = status  # type: ignore[assignment]
         meta.error = error
+        from .store import WRITER_PID_KEY
+
+        meta.extra.pop(WRITER_PID_KEY, None)
         if stats is not None:
             meta.ttft_s = stats.ttft_s
             meta.tokens_per_s = stats.tokens_per_s

@@ -13,8 +13,9 @@ from typing import Any, Literal, Union
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
-Status = Literal["ok", "streaming", "stopped", "failed"]
-"""ok: complete; streaming: being generated; stopped: cut short by the user; failed: generation raised."""
+Status = Literal["ok", "streaming", "stopped", "failed", "interrupted"]
+"""ok: complete; streaming: being generated; stopped: cut short by the user; failed: generation raised;
+interrupted: the process writing it ended mid-reply (kill, crash, power loss): its text up to the last save is kept."""
 
 
 @dataclass

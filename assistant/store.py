@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -36,6 +37,8 @@ from .conversation import (
 from .errors import AssistantError
 from .images import LoadedImage, decode_image_bytes, image_extension
 from .paths import make_private_dir, touch_private
+
+log = logging.getLogger(__name__)
 
 # --- schema ----------------------------------------------------------------------------------------------------------
 # Each migration is a list of single SQL statements (no executescript: it would commit the migration transaction).
@@ -137,6 +140,10 @@ _MIGRATION_4 = [  # corrections become searchable (the reply the user wanted); e
 
 MIGRATIONS: list[list[str]] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 SCHEMA_VERSION: int = len(MIGRATIONS)
+
+WRITER_PID_KEY = "writer_pid"
+"""In a `streaming` reply's meta.extra: the process generating it (gone at the next start: the reply is
+interrupted). Removed when the reply ends."""
 
 TITLE_LENGTH = 60
 """Auto-titles take about this many characters of the first user message."""
@@ -288,6 +295,45 @@ class Store:
         conn.execute("PRAGMA synchronous = NORMAL")
         if version < SCHEMA_VERSION:
             self._migrate(conn)
+        self._recover_interrupted(conn)
+
+    def _recover_interrupted(self, conn: sqlite3.Connection) -> None:
+        """Replies left `streaming` by a process that is gone (kill -9, crash) become `interrupted`, text kept.
+
+        A reply is another live process's while the pid it recorded (WRITER_PID_KEY) still runs.
+        """
+        rows = conn.execute("SELECT id, meta FROM messages WHERE status = 'streaming'").fetchall()
+        orphans = []
+        for message_id, meta_json in rows:
+            try:
+                meta = json.loads(meta_json) if meta_json else {}
+                extra = meta.get("extra") if isinstance(meta, dict) else None
+                pid = extra.get(WRITER_PID_KEY) if isinstance(extra, dict) else None
+            except ValueError:
+                meta, extra, pid = {}, None, None
+            if isinstance(pid, int) and (pid == os.getpid() or _process_alive(pid)):
+                continue
+            if not isinstance(meta, dict):
+                meta = {}
+            extra = extra if isinstance(extra, dict) else {}
+            extra.pop(WRITER_PID_KEY, None)
+            extra["finish_reason"] = "interrupted"
+            meta["extra"] = extra
+            orphans.append((json.dumps(meta, ensure_ascii=False), message_id))
+        if not orphans:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE messages SET status = 'interrupted', meta = ? WHERE id = ? AND status = 'streaming'", orphans
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:  # e.g. a read-only store: the replies stay `streaming` until the next start
+            log.warning("could not mark %d interrupted replies: %s", len(orphans), error)
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -841,6 +887,19 @@ class Store:
             ],
         }
         return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (a pid reused since is taken as alive: the reply is left for later)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
 
 
 def _is_locked(error: sqlite3.Error) -> bool:

@@ -39,7 +39,7 @@ def reply_footer(message: Message, timings: bool = True) -> str:
         parts.append("stopped")
     elif message.status == "failed":
         parts.append("failed")
-    elif message.status == "streaming":
+    elif message.status in ("streaming", "interrupted"):
         parts.append("interrupted")
     if meta.adapter:
         parts.append(f"adapter {meta.adapter}")

@@ -1,4 +1,4 @@
-"""Built-in plugin: the tools the model may call in the agentic loop, and `assistant tools list|forget`.
+"""Built-in plugin: the tools the model may call in the agentic loop, and `assistant tools list|run|forget`.
 
 Tools: `screenshot` (asks for confirmation), `pdf_page` (image and text of a page), `pdf_search` (pages matching
 a query; both ask before reading a file the user did not attach or name in the chat), `ground` (boxes for a phrase on an image of the chat) and `zoom` (a crop of an image of the chat).
@@ -370,6 +370,65 @@ def tools_list(as_json: bool) -> None:
         for line in json.dumps(tool.parameters, indent=2).splitlines():
             click.echo(f"  {line}")
         click.echo()
+
+
+@tools_group.command("run")
+@click.argument("name")
+@click.argument("arguments", default="{}", metavar="JSON_ARGS")
+@click.option("--yes", is_flag=True, help="Pre-approve this one call (otherwise a tool with side effects asks).")
+@click.option("--dry-run", is_flag=True, help="Desktop actions only: record and preview the action, send nothing.")
+def tools_run(name: str, arguments: str, yes: bool, dry_run: bool) -> None:
+    """Run one tool NAME with JSON_ARGS, e.g. `assistant tools run click '{"x": 700, "y": 120}'`.
+
+    Outside a chat, desktop actions take virtual-desktop pixels. The same permission policy as in the agent:
+    a tool with side effects asks on the terminal, and without a terminal it runs only with --yes.
+    """
+    import os
+    import sys
+
+    from assistant.agent import available_tools, run_tool
+    from assistant.permissions import Answer, Permissions
+    from assistant.plugins import get_plugin_manager
+    from assistant.toolcalls import check_arguments
+
+    tools = available_tools(get_plugin_manager())
+    tool = tools.get(name)
+    if tool is None:
+        raise AssistantError(f"there is no tool {name!r}; the tools are: {', '.join(tools) or 'none'}")
+    try:
+        values = json.loads(arguments)
+    except ValueError as error:
+        raise AssistantError(f"JSON_ARGS is not JSON ({error}); give an object, e.g. '{{\"x\": 10, \"y\": 20}}'") from None
+    if not isinstance(values, dict):
+        raise AssistantError("JSON_ARGS must be a JSON object, e.g. '{\"x\": 10, \"y\": 20}'")
+    problem = check_arguments(tool.parameters, values)
+    if problem:
+        raise AssistantError(f"{name}: {problem}")
+
+    def ask(request: Any) -> Answer:
+        click.echo(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}", err=True)
+        return Answer.ONCE if click.confirm("allow this call?", default=False, err=True) else Answer.DENY
+
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    permissions = Permissions(approver=ask if interactive else None, pre_approved=yes)
+    decision = permissions.check(tool.name, tool.description, tool.side_effects, values)
+    if not decision.approved:
+        raise AssistantError(f"{name} was not run: {decision.describe()}")
+    from assistant_plugins.actions.safety import DRY_RUN_ENV
+
+    previous = os.environ.get(DRY_RUN_ENV)
+    if dry_run:
+        os.environ[DRY_RUN_ENV] = "1"
+    try:
+        result, _ = run_tool(tool, values, None)
+    finally:
+        if dry_run and previous is None:
+            os.environ.pop(DRY_RUN_ENV, None)
+        elif dry_run:
+            os.environ[DRY_RUN_ENV] = previous or ""
+    if result.is_error:
+        raise AssistantError(result.text.removeprefix("error: "))
+    click.echo(result.text + (f" [+{len(result.images)} image(s)]" if result.images else ""))
 
 
 @tools_group.command("forget")

@@ -8,6 +8,7 @@ mapped back through its geometry to desktop pixels, injected with xdotool.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import shutil
@@ -401,3 +402,35 @@ def test_agent_a_ui_tars_action_string_drives_the_same_click(app):
     saved = bot.store.get_conversation(chat.id)
     (click_call,) = saved.messages[3].tool_calls
     assert click_call.name == "click" and abs(click_call.arguments["x"] - x) <= 1 and abs(click_call.arguments["y"] - y) <= 1
+
+
+# --- assistant tools run --------------------------------------------------------------------------------------------
+
+
+def test_cli_tools_run_clicks_at_desktop_pixels_with_yes(app):
+    from assistant.testing import run_cli
+
+    x, y = app.centre("ok")
+    done = run_cli("tools", "run", "click", json.dumps({"x": x, "y": y}), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert f"Done: clicked left at desktop ({x}, {y})" in done.stdout
+    assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"
+
+
+def test_cli_tools_run_refuses_without_a_terminal_and_dry_run_sends_nothing(app):
+    from assistant.testing import run_cli
+
+    arguments = json.dumps(dict(zip("xy", app.centre("ok"))))
+    refused = run_cli("tools", "run", "click", arguments)  # stdin is not a terminal: nobody can approve
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "click was not run: denied: confirmation needed but nobody can answer (pass --yes to pre-approve)"
+    )
+    dry = run_cli("tools", "run", "click", arguments, "--yes", "--dry-run")
+    assert dry.exit_code == 0 and dry.stdout.startswith("Dry run: would have clicked left"), dry.stderr
+    outside = run_cli("tools", "run", "click", '{"x": 5000, "y": 10}', "--yes")
+    assert outside.exit_code == 2 and "is on no screen" in outside.stderr
+    bad = run_cli("tools", "run", "click", "{x: 1}", "--yes")
+    assert bad.exit_code == 2 and "JSON_ARGS is not JSON" in bad.stderr
+    assert app.drain() == []
+    assert safety.DRY_RUN_ENV not in os.environ

@@ -120,11 +120,24 @@ def test_ranking_orders_by_score_and_drops_non_matching_pages() -> None:
 
 
 def test_ranking_respects_top_k_and_prefers_rare_terms() -> None:
-    texts = {n: "the company report" for n in range(1, 9)}
-    texts[5] = "the company report mentions lisbon"
-    ranking = rank_pages(texts, "company lisbon", top_k=1)
-    assert ranking[0][0] == 5
-    assert ranking[0][2] == ["company", "lisbon"]
+    """A rare word outweighs a common one said four times (IDF); every page has the same length."""
+    texts = {n: "company report report report" for n in range(1, 9)}
+    texts[2] = "company company company company"
+    texts[5] = "lisbon report report report"
+    ranking = rank_pages(texts, "company lisbon", top_k=2)
+    assert [(page, matched) for page, _score, matched in ranking] == [(5, ["lisbon"]), (2, ["company"])]
+    # the scores by hand: idf = ln((N - n + 0.5) / (n + 0.5) + 1), all lengths equal the average
+    rare, common = math.log(7.5 / 1.5 + 1), math.log(1.5 / 7.5 + 1)  # lisbon on 1 page of 8, company on 7
+    assert ranking[0][1] == pytest.approx(rare * 1 * 2.5 / (1 + 1.5))
+    assert ranking[1][1] == pytest.approx(common * 4 * 2.5 / (4 + 1.5))
+
+
+def test_ranking_prefers_the_shorter_page_for_the_same_match() -> None:
+    """Length normalisation: one mention on a short page beats one mention in a long page (listed first)."""
+    texts = {1: "lisbon " + "filler " * 40, 2: "lisbon office", 3: "nothing here at all"}
+    ranking = rank_pages(texts, "lisbon", top_k=3)
+    assert [page for page, _score, _matched in ranking] == [2, 1]
+    assert ranking[0][1] > ranking[1][1] * 1.5
 
 
 def test_ranking_ignores_stopwords_and_handles_plurals() -> None:

@@ -206,20 +206,27 @@ def ask(
                 click.echo(piece, nl=False)
     except KeyboardInterrupt:
         stream.close()  # generation stops; the reply is kept as stopped
+        interrupted = True
+    else:
+        interrupted = False
     reply = stream.reply
     if reply is None:
+        if interrupted:
+            raise KeyboardInterrupt
         return
     if as_json or json_stream:
         record = reply_record(reply, bot.profile)
         click.echo(json.dumps({"type": "reply", **record} if json_stream else record, ensure_ascii=False))
-        return
-    click.echo()
-    if stats:
-        remote = bot.backend.capabilities.remote
-        where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
-        click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
-        if reply.grounding is not None and reply.grounding.shapes:
-            click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
+    else:
+        click.echo()
+        if stats:
+            remote = bot.backend.capabilities.remote
+            where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
+            click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
+            if reply.grounding is not None and reply.grounding.shapes:
+                click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
+    if interrupted:
+        sys.exit(130)  # Ctrl+C: the reply is kept (stopped); the status says it was interrupted
 
 
 def _piped_stdin_fd() -> int | None:

@@ -388,3 +388,43 @@ def test_conversation_to_examples_results_are_checked():
     manager.register(Junk(), name="junk")
     with pytest.raises(PluginError, match="conversation_to_examples returned str, not a list of dicts or None"):
         manager.call_each("conversation_to_examples", conversation=Conversation())
+
+
+def test_an_observer_that_raises_does_not_stop_the_observers_after_it():
+    seen: list[str] = []
+
+    class Exploding:
+        @hookimpl
+        def reply_finished(self, chat, reply):
+            raise ValueError("observer bug")
+
+    class Listening:
+        @hookimpl
+        def reply_finished(self, chat, reply):
+            seen.append(reply)
+
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.persist_failures = False
+    manager.register(Exploding(), name="exploding")
+    manager.register(Listening(), name="listening")
+    assert [manager.plugin_name(impl) for impl in manager.pm.hook.reply_finished.get_hookimpls()] == [
+        "exploding", "listening"]  # notify calls in this order: the failing observer comes first
+    manager.notify("reply_finished", chat=None, reply="the reply")
+    manager.notify("reply_finished", chat=None, reply="the next one")
+    assert seen == ["the reply", "the next one"]
+    assert [(failure.name, failure.stage) for failure in manager.failures] == [("exploding", "reply_finished")] * 2
+
+
+def test_a_plugin_failing_half_way_through_registering_keeps_nothing():
+    class HalfWay:
+        @hookimpl
+        def register_slash_commands(self, register):
+            register(SlashCommand(name="first", help="registered before the failure", run=lambda context, argument: ""))
+            raise RuntimeError("broke after one registration")
+
+    manager = create_plugin_manager(builtins=(), load_entry_points=False)
+    manager.persist_failures = False
+    manager.register(Greeter(), name="greeter")
+    manager.register(HalfWay(), name="halfway")
+    assert [command.name for command in manager.collect("register_slash_commands")] == ["hello"]
+    assert [(failure.name, failure.stage) for failure in manager.failures] == [("halfway", "register_slash_commands")]

@@ -38,8 +38,8 @@ def check_exposure(host: str, api_key: str | None) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready socket on host:port (port 0: a free one), made before the model loads so a busy port
-    fails at once."""
+    """A socket bound to host:port (port 0: a free one), made before the model loads so a busy port fails at
+    once; it listens once the model is loaded."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -132,6 +132,7 @@ def run_server(sock: socket.socket, profile_name: str | None, adapter: str | Non
         app = create_app(settings, worker)
         models = ", ".join(served_models(settings, backend.capabilities.adapters))
         key_note = "; clients need the API key" if api_key else ""
+        sock.listen(128)  # from here on, clients wait in the backlog for uvicorn instead of being refused
         click.echo(f"serving {profile.name} at {url_of(sock)} (models: {models}{key_note}); Ctrl+C stops")
         sys.stdout.flush()
         config = uvicorn.Config(app, log_level="warning",

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 MAX_STOPS = 4
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+"""What Pillow may decode from a request: common formats only (never EPS, which runs Ghostscript, or exotic ones)."""
 
 
 @dataclass(frozen=True)
@@ -289,19 +291,25 @@ def _image(url: str, where: str, request: ChatRequest, limits: Limits) -> ImageP
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise bad(f"{where}: the image's base64 data is not valid", f"{where}.image_url") from None
+    def too_large(size: str) -> ApiError:
+        return bad(f"{where}: the image is {size} pixels, above this server's limit of {limits.max_image_pixels} "
+                   "pixels (assistant serve --max-image-pixels); send it smaller", f"{where}.image_url",
+                   "image_too_large")
+
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         width, height = image.size
-        if width * height > limits.max_image_pixels:
-            raise bad(f"{where}: the image is {width}x{height} pixels, above this server's limit of "
-                      f"{limits.max_image_pixels} pixels (assistant serve --max-image-pixels); send it smaller",
-                      f"{where}.image_url", "image_too_large")
+        if width * height > limits.max_image_pixels:  # known from the header: nothing decoded yet
+            raise too_large(f"{width}x{height}")
         image.load()
     except ApiError:
         raise
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except Image.DecompressionBombError:  # Pillow's own guard, should the header lie
+        raise too_large("too many") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise bad(f"{where}: the image cannot be read ({message})", f"{where}.image_url", "invalid_image") from None
+        raise bad(f"{where}: the image cannot be read ({message}); send PNG, JPEG, WebP, GIF or BMP",
+                  f"{where}.image_url", "invalid_image") from None
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     sha = hashlib.sha256(data).hexdigest()

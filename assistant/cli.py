@@ -413,13 +413,18 @@ def chats_search(text: str) -> None:
 @chats.command("export")
 @click.argument("chat_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["md", "jsonl"]), default="md", help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to a file.")
-def chats_export(chat_id: int, fmt: str, output: str | None) -> None:
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file (never an existing one without --force).")
+@click.option("--force", is_flag=True, help="With -o: replace an existing file.")
+def chats_export(chat_id: int, fmt: str, output: str | None, force: bool) -> None:
     """Export a chat as Markdown or JSON lines."""
+    from .outputs import check_output, write_output
+
+    if output:
+        check_output(output, force)  # before the work: a refusal costs nothing
     with _store() as store:
         text = store.export_markdown(chat_id) if fmt == "md" else store.export_jsonl(chat_id)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(output, text, force)
         click.echo(f"wrote {output}")
     else:
         click.echo(text)

@@ -227,13 +227,17 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--dpi", type=click.IntRange(min=1, max=2400), default=144, show_default=True, help="Resolution.")
     @click.option("--password", default=None, help="Password of an encrypted PDF.")
     @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Image file to write (.png, .jpg).")
-    def pdf_render(file: Path, page: int, dpi: int, password: str | None, output: Path) -> None:
+    @click.option("--force", is_flag=True, help="Replace an existing file.")
+    def pdf_render(file: Path, page: int, dpi: int, password: str | None, output: Path, force: bool) -> None:
         """Render one page of FILE to an image."""
+        from assistant.outputs import check_output
+
+        check_output(output, force)
         request = PageRequest(path=file.expanduser(), page=page, dpi=dpi, password=password)
         rendered = _manager().call_first("render_page", request=request)
         if rendered is None:
             raise AssistantError(f"cannot render {file.name}: no plugin handles this kind of document")
-        _save(rendered.image, output)
+        _save(rendered.image, output, force)
         note = ""
         if rendered.dpi < dpi:
             note = f", lowered from {dpi} dpi to stay under {request.max_pixels:,} pixels"
@@ -258,16 +262,11 @@ def register_commands(cli: click.Group) -> None:
             click.echo(f"(page {page} of {file.name} has no text layer)", err=True)
 
 
-def _save(image: Any, output: Path) -> None:
-    output = output.expanduser()
-    if not output.parent.is_dir():
-        raise AssistantError(f"cannot write {output}: folder {output.parent} does not exist")
-    try:
-        image.save(output)
-    except ValueError:
-        raise AssistantError(f"cannot write {output}: unknown image type; use a .png or .jpg name") from None
-    except OSError as error:
-        raise AssistantError(f"cannot write {output} ({error.strerror or error})") from None
+def _save(image: Any, output: Path, force: bool = False) -> None:
+    """Write the rendered page: never over an existing file without --force, never through a symlink, atomically."""
+    from assistant.outputs import save_image_output
+
+    save_image_output(image, output, force)
 
 
 # --- TUI --------------------------------------------------------------------------------------

@@ -171,21 +171,18 @@ def register_commands(cli: click.Group) -> None:
     @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write.")
     @click.option("--monitor", type=int, default=None, help="Capture this monitor (1-based) instead of the whole screen.")
     @click.option("--region", default=None, metavar="X,Y,W,H", help="Capture this rectangle of the virtual screen.")
-    def screenshot(output: Path, monitor: int | None, region: str | None) -> None:
+    @click.option("--force", is_flag=True, help="Replace an existing file.")
+    def screenshot(output: Path, monitor: int | None, region: str | None, force: bool) -> None:
         """Capture the screen, a monitor or a region to a PNG file."""
+        from assistant.outputs import check_output, save_image_output
         from assistant.plugins import get_plugin_manager
 
         if monitor is not None and region:
             raise AssistantError("give --monitor or --region, not both")
         request = ScreenshotRequest(monitor=monitor, region=parse_region(region) if region else None)
+        output = check_output(output, force)
         shot = capture_through_plugins(get_plugin_manager(), request)
-        output = output.expanduser()
-        if not output.parent.is_dir():
-            raise AssistantError(f"cannot write {output}: folder {output.parent} does not exist")
-        try:
-            shot.image.save(output, format="PNG")
-        except OSError as error:
-            raise AssistantError(f"cannot write {output} ({error.strerror or error})") from None
+        save_image_output(shot.image, output, force, image_format="PNG")
         click.echo(f"wrote {output} ({shot.image.width}x{shot.image.height}, {shot.source})")
 
 

@@ -336,10 +336,14 @@ def chats_import(file: str, fmt: str, tags: tuple[str, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["trl", "sharegpt"]), default="trl", show_default=True,
               help="Dataset format.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .jsonl file to write.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
 @data_options(with_file=False)
-def chats_export_dataset(fmt: str, output: str, **params: Any) -> None:
+def chats_export_dataset(fmt: str, output: str, force: bool, **params: Any) -> None:
     """Export chats as a training dataset (corrections applied, rated-down replies left out) with their images."""
+    from assistant.outputs import check_output
     from assistant.store import Store
+
+    check_output(output, force)  # before the work: a refusal costs nothing
 
     from .dataset import build_dataset
     from .formats import write_dataset
@@ -349,7 +353,7 @@ def chats_export_dataset(fmt: str, output: str, **params: Any) -> None:
     selection = selection_from(params)
     with Store.open_default() as store:
         dataset = build_dataset(store, selection, get_plugin_manager())  # the same examples training would use
-        lines, images = write_dataset(dataset.examples, dataset.images, Path(output), fmt)
+        lines, images = write_dataset(dataset.examples, dataset.images, Path(output), fmt, force=force)
     click.echo(f"wrote {lines} conversations and {images} images to {output} ({fmt})")
     for warning in dataset.stats.warnings():
         click.echo(f"warning: {warning}", err=True)

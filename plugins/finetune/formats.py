@@ -539,14 +539,25 @@ def example_to_sharegpt(example: Example, image_name: Callable[[ImagePart], str]
     return result
 
 
-def write_dataset(examples: Iterable[Example], library: ImageLibrary, output: Path, fmt: str) -> tuple[int, int]:
-    """Write examples as jsonl with images copied to `<output stem>_images/`; returns (lines, images)."""
+def write_dataset(
+    examples: Iterable[Example], library: ImageLibrary, output: Path, fmt: str, force: bool = False
+) -> tuple[int, int]:
+    """Write examples as jsonl with images copied to `<output stem>_images/`; returns (lines, images).
+
+    An existing output is replaced only with `force`; nothing is written through a symlink (the file or the
+    images folder); the jsonl is written atomically.
+    """
+    from assistant.outputs import check_output, write_output
+
     if fmt not in FORMATS:
         raise AssistantError(f"unknown dataset format {fmt!r}; use trl or sharegpt")
     output = Path(output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
+    check_output(output, force)
     folder_name = f"{output.stem}_images"
     folder = output.parent / folder_name
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise AssistantError(f"{folder} is a symbolic link or not a folder; refusing to write images into it")
     written_images: set[str] = set()
 
     def image_name(part: ImagePart) -> str:
@@ -556,5 +567,5 @@ def write_dataset(examples: Iterable[Example], library: ImageLibrary, output: Pa
 
     convert = example_to_trl if fmt == "trl" else example_to_sharegpt
     lines = [json.dumps(convert(example, image_name), ensure_ascii=False) for example in examples]
-    output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_output(output, "".join(line + "\n" for line in lines), force)
     return len(lines), len(written_images)

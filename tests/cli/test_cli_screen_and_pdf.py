@@ -60,7 +60,8 @@ def test_ask_pdf_picks_relevant_page_and_stores_it(capsys, tmp_path):
         capsys, "ask", "--profile", "tiny-qwen2vl", "--max-tokens", "3", "--pdf", str(pdf), "What was the revenue?"
     )
     assert code == 0, err
-    assert "report.pdf" in err and "3" in err  # the footer says which pages were used
+    # the footer says which pages were used and why
+    assert "· report.pdf: page 3 chosen by relevance to: revenue]" in err.strip().splitlines()[-1]
     with Store.open_default() as store:
         (summary,) = store.list_conversations()
         messages = store.get_conversation(summary.id).messages

@@ -113,8 +113,27 @@ def adapters_root() -> Path:
 
 
 def adapter_dir(name: str) -> Path:
-    """The folder of adapter `name` (it may not exist yet)."""
-    return adapters_root() / validate_adapter_name(name)
+    """The folder of adapter `name` (it may not exist yet); a symlink there (or in it) is refused."""
+    path = adapters_root() / validate_adapter_name(name)
+    _refuse_links(path)
+    return path
+
+
+def _refuse_links(path: Path) -> None:
+    """Training, --overwrite and delete write and remove inside an adapter folder: through a symbolic link they
+    would reach files outside the adapters folder, so a link as the folder, in it or in its checkpoints is refused."""
+    suspects = [path]
+    for folder in (path, path / CHECKPOINTS_DIR):
+        if folder.is_dir() and not folder.is_symlink():
+            with contextlib.suppress(OSError):
+                suspects.extend(folder.iterdir())
+    for suspect in suspects:
+        if suspect.is_symlink():
+            raise AssistantError(
+                f"{suspect} is a symbolic link; adapters must be real folders and files inside "
+                f"{adapters_root()} (a link could make training or deleting change files elsewhere): "
+                "remove the link, or move the files there"
+            )
 
 
 def checkpoint_steps(path: Path) -> list[int]:
@@ -194,7 +213,11 @@ def list_adapters() -> list[AdapterInfo]:
     root = adapters_root()
     if not root.is_dir():
         return []
-    return [_info(child) for child in sorted(root.iterdir()) if child.is_dir() and _NAME.fullmatch(child.name)]
+    return [
+        _info(child)
+        for child in sorted(root.iterdir())
+        if child.is_dir() and not child.is_symlink() and _NAME.fullmatch(child.name)
+    ]
 
 
 def read_adapter(name: str) -> AdapterInfo:

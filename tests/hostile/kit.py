@@ -27,6 +27,14 @@ class Result:
         return lines[0]
 
 
+    def error_line(self) -> str:
+        """The single `error:` line on stderr (progress lines before it allowed); no traceback."""
+        errors = [line for line in self.err.splitlines() if line.startswith(("error:", "internal error"))]
+        assert len(errors) == 1 and errors[0].startswith("error: "), self.err
+        assert "Traceback" not in self.err, self.err
+        return errors[0]
+
+
 def cli(capsys, *args: str) -> Result:
     """`assistant ARGS` in this process (exit status, stdout, stderr)."""
     capsys.readouterr()

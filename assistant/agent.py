@@ -293,6 +293,24 @@ def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContext | No
     return result, time.perf_counter() - started
 
 
+def tool_preview(tool: Tool, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
+    """The tool's own one-line account of what a call will do (Tool.preview), for the confirmation; "" when it
+    has none or it fails (a preview never blocks or approves anything)."""
+    if tool.preview is None:
+        return ""
+    token = _CONTEXT.set(context)
+    try:
+        text = tool.preview(**dict(arguments))
+    except AssistantError as error:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a broken preview only means a plainer question
+        log.exception("preview of %s failed", tool.name)
+        return ""
+    finally:
+        _CONTEXT.reset(token)
+    return " ".join(text.split())[:600] if isinstance(text, str) else ""
+
+
 def native_actions(chat: "Chat", text: str) -> ParsedReply | None:
     """GUI actions a model wrote in its own format (UI-TARS `click(start_box='(x,y)')`, `type(content=...)`) as
     tool calls, or None. The profile's grounding parser reports them in `Grounding.raw["actions"]` as
@@ -497,7 +515,14 @@ class Agent:
         if self._stop.is_set():
             yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
             return
-        decision = self.permissions.check(tool.name, tool.description, tool.side_effects, call.arguments, path_reason)
+        preview = (
+            tool_preview(tool, call.arguments, ToolContext(self.chat, self._stop))
+            if needs and not self.permissions.pre_approved
+            else ""
+        )
+        decision = self.permissions.check(
+            tool.name, tool.description, tool.side_effects, call.arguments, path_reason, preview
+        )
         if not decision.approved:
             yield ToolCallDenied(step, shown, decision)
             why = "the user denied this call" if decision.asked else decision.describe()

@@ -325,6 +325,9 @@ class Tool:
     """Replace a built-in registration of the same name (without it, the built-in wins and the clash is reported)."""
     plugin: str = ""
     """The plugin that registered it: filled in by the plugin manager (whatever the plugin wrote here)."""
+    preview: Callable[..., str] | None = None
+    """Called with a call's arguments just before the user is asked: one line saying exactly what the call will
+    do (where it clicks, the text it types), shown with the confirmation. Must be quick and must not act."""
 
 
 @dataclass

@@ -57,6 +57,8 @@ class ApprovalRequest:
     description: str
     arguments: Mapping[str, Any]
     reason: str
+    preview: str = ""
+    """What the call will do, in the tool's words (Tool.preview): e.g. where a click lands and a preview image."""
 
     def arguments_text(self) -> str:
         """The arguments as one line of JSON with every control character escaped (safe to print in a terminal)."""
@@ -136,6 +138,7 @@ class Permissions:
         side_effects: bool,
         arguments: Mapping[str, Any],
         reason: str | None = None,
+        preview: str = "",
     ) -> Decision:
         """Decide one call of a registered tool. The approver is the only source of a new approval.
 
@@ -155,7 +158,9 @@ class Permissions:
             note = str(error)
         if self.approver is None:
             return Decision(False, "no-approver", note=note)
-        request = ApprovalRequest(tool=name, description=description, arguments=dict(arguments), reason=reason)
+        request = ApprovalRequest(
+            tool=name, description=description, arguments=dict(arguments), reason=reason, preview=preview
+        )
         try:
             answer = self.approver(request)
         except Exception:  # noqa: BLE001 - a broken prompt denies, it never approves

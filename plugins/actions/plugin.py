@@ -12,6 +12,7 @@ a line in the action log. Each action returns a new screenshot, so the model see
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -249,6 +250,59 @@ def act(
     return ToolResult(text=summary, images=[shot.image])
 
 
+# --- what a call will do (shown when the user is asked) ---------------------------------------------------------------
+
+MAX_PREVIEWS = 50
+"""Preview images kept in the data folder's actions/ (older ones are removed)."""
+
+
+def _prune_previews() -> None:
+    from assistant.paths import user_paths
+
+    folder = user_paths().data / "actions"
+    try:
+        previews = sorted(folder.glob("preview-*.png"), key=lambda path: path.stat().st_mtime)
+        for old in previews[:-MAX_PREVIEWS]:
+            old.unlink()
+    except OSError:
+        pass
+
+
+def pointer_preview(tool: str, points: list[tuple[float, float]], what: str) -> str:
+    """'click left at (60, 120) of image 3 = desktop (700, 120), monitor 2; preview: PATH' (or why it is refused)."""
+    from assistant.screenmap import on_monitor
+
+    context = _context()
+    try:
+        frame = _frame(context, safety.load_settings())
+        desktop = [frame.desktop(x, y) for x, y in points]
+    except AssistantError as error:
+        return f"will be refused: {error}"
+    where = " to ".join(
+        f"{frame.describe(x, y, d)} on monitor {on_monitor(*d, frame.monitors)}" for (x, y), d in zip(points, desktop)
+    )
+    path = _preview(frame, points, tool)
+    _prune_previews()
+    return f"{what} at {where}" + (f"; preview with the target marked: {path}" if path else "")
+
+
+def keyboard_preview(what: str) -> str:
+    """What keys or text go where: the title of the window that has the keyboard focus, when known."""
+    title = ""
+    if input_problem() is None:
+        try:
+            driver = XdotoolInput(timeout_s=5.0)
+            focused = sorted(driver.focused_windows())
+            title = driver.window_name(focused[-1]) if focused else ""
+        except AssistantError:
+            title = ""
+    return f"{what} in " + (f"the focused window {title!r}" if title else "the window that has the keyboard focus")
+
+
+def _keys_preview(keys: str) -> str:
+    return keyboard_preview(f"presses {'+'.join(parse_combination(keys))}")
+
+
 # --- the tools -------------------------------------------------------------------------------------------------------
 
 
@@ -356,6 +410,9 @@ CLICK = Tool(
     run=click,
     side_effects=True,
     timeout_s=30.0,
+    preview=lambda x, y, button="left", clicks=1: pointer_preview(
+        "click", [(x, y)], f"{button} click" + (f" x{clicks}" if clicks != 1 else "")
+    ),
 )
 MOVE = Tool(
     name="move",
@@ -364,6 +421,7 @@ MOVE = Tool(
     run=move,
     side_effects=True,
     timeout_s=30.0,
+    preview=lambda x, y: pointer_preview("move", [(x, y)], "moves the pointer"),
 )
 DRAG = Tool(
     name="drag",
@@ -377,6 +435,7 @@ DRAG = Tool(
     run=drag,
     side_effects=True,
     timeout_s=30.0,
+    preview=lambda x1, y1, x2, y2: pointer_preview("drag", [(x1, y1), (x2, y2)], "drags"),
 )
 SCROLL = Tool(
     name="scroll",
@@ -394,6 +453,7 @@ SCROLL = Tool(
     run=scroll,
     side_effects=True,
     timeout_s=30.0,
+    preview=lambda x, y, dx=0, dy=0: pointer_preview("scroll", [(x, y)], f"scrolls dx={dx} dy={dy}"),
 )
 TYPE_TEXT = Tool(
     name="type_text",
@@ -407,6 +467,7 @@ TYPE_TEXT = Tool(
     run=type_text,
     side_effects=True,
     timeout_s=60.0,
+    preview=lambda text: keyboard_preview(f"types {json.dumps(text, ensure_ascii=True)} ({len(text)} characters)"),
 )
 PRESS_KEYS = Tool(
     name="press_keys",
@@ -420,6 +481,7 @@ PRESS_KEYS = Tool(
     run=press_keys,
     side_effects=True,
     timeout_s=30.0,
+    preview=_keys_preview,
 )
 WAIT = Tool(
     name="wait",

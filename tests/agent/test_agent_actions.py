@@ -339,6 +339,10 @@ def test_agent_screenshot_ground_click_screenshot(app):
     assert events[-1].reason == "answer", events[-1]
     assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"
     assert [r.tool for r in asked] == ["screenshot", "click"]
+    # The confirmation showed where: the desktop pixel, the monitor, and an image with the target marked.
+    preview = asked[1].preview
+    assert preview.startswith("left click at (") and "on monitor 2; preview with the target marked: " in preview
+    assert Image.open(preview.rsplit(": ", 1)[1]).size == (1280, 480)
     assert read_allow_list(user_paths().config_file) == ["screenshot"]  # "always" stuck for the screenshot only
     saved = bot.store.get_conversation(chat.id)
     tool_messages = [m for m in saved.messages if m.role == "tool"]
@@ -434,3 +438,29 @@ def test_cli_tools_run_refuses_without_a_terminal_and_dry_run_sends_nothing(app)
     assert bad.exit_code == 2 and "JSON_ARGS is not JSON" in bad.stderr
     assert app.drain() == []
     assert safety.DRY_RUN_ENV not in os.environ
+
+
+def test_agent_the_confirmation_shows_the_exact_text_and_keys(app):
+    asked = []
+
+    def approver(request):
+        asked.append(request)
+        return Answer.ONCE
+
+    script = [
+        call("click", dict(zip("xy", app.centre("entry")))),
+        call("type_text", {"text": "rm -rf \"x\"\n"}),
+        call("press_keys", {"keys": "ctrl+s"}),
+        "done",
+    ]
+    bot, _ = scripted_assistant(script)
+    chat = bot.chat()
+    shot = bot.plugins.call_first("capture_screenshot", request=ScreenshotRequest())
+    remember_capture(shot)
+    store_image(chat, shot.image)
+    events = list(Agent(chat, Permissions(approver=approver)).run("type it"))
+    assert events[-1].reason == "answer"
+    assert [r.tool for r in asked] == ["click", "type_text", "press_keys"]
+    assert asked[1].preview == 'types "rm -rf \\"x\\"\\n" (11 characters) in the focused window \'Actions test\''
+    assert asked[2].preview.startswith("presses ctrl+s in ")
+    assert app.wait_for(lambda e: e["event"] == "keys")["keys"] == "ctrl+s"

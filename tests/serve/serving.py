@@ -155,11 +155,12 @@ def start_server(home: Path, cache: Path, *args: str, plugin_dir: Path | None = 
             return Server(process=process, url=url, home=home, log=log, lines=lines)
 
 
-def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30), kind: str = "PNG") -> bytes:
+    """An image file's bytes (a PNG unless `kind` names another Pillow format)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    Image.new("RGB", (width, height), color).save(buffer, format=kind)
     return buffer.getvalue()
 
 

@@ -20,8 +20,10 @@ import pytest
 from tests.serve.serving import (
     API_KEY,
     Server,
+    data_url,
     image_part,
     install_scripted_plugin,
+    png,
     scripted_profile,
     start_server,
 )
@@ -253,6 +255,9 @@ def ok_body(**changes: Any) -> dict:
     (ok_body(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]), 400, "invalid_image",
      "cannot be read"),
+    (ok_body(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": data_url(png(8, 8, kind="TIFF"), "tiff")}}]}]), 400,
+     "invalid_image", "PNG, JPEG, WebP, GIF or BMP"),
     (ok_body(messages=[{"role": "user", "content": [image_part(2, 2)] * 9}]), 400, "too_many_images", "--max-images"),
     (ok_body(model="gpt-4o"), 404, "model_not_found", "available: scripted, scripted+alpha, scripted+beta"),
 ], ids=lambda value: value if isinstance(value, str) else None)

@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tests.serve.serving import Server, image_part, server_env, start_server
+from tests.unit.test_adapters import make_adapter
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -24,10 +25,10 @@ PROFILE = "tiny-smolvlm"
 @pytest.fixture(scope="module")
 def tiny_server(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("tiny-serve") / "home"
-    folder = home / "data" / "adapters" / "mine"  # a hand-made adapter: listed as tiny-smolvlm+mine
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
-    (folder / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.MonkeyPatch.context() as patch:  # a real LoRA adapter in the server's home: tiny-smolvlm+style
+        patch.setenv("ASSISTANT_HOME", str(home))
+        patch.setenv("ASSISTANT_CACHE_DIR", str(shared_cache))
+        make_adapter("style")
     server = start_server(home, shared_cache, "--profile", PROFILE, "--max-queue", "2")
     try:
         yield server
@@ -42,8 +43,24 @@ def ask(server: Server, content: Any, **options: Any) -> Any:
 
 def test_models_list_the_profile_and_its_adapters(tiny_server: Server) -> None:
     models = tiny_server.client(api_key="unused").models.list()
-    assert [model.id for model in models] == [PROFILE, f"{PROFILE}+mine"]
+    assert [model.id for model in models] == [PROFILE, f"{PROFILE}+style"]
     assert tiny_server.request("GET", "/health").json()["backend"] == "transformers"
+
+
+def test_each_request_gets_its_own_adapter(tiny_server: Server) -> None:
+    """A request for PROFILE+style runs with the adapter, the next one for PROFILE without it: the adapter never
+    leaks into another request's reply (greedy decoding, so equal requests give equal replies)."""
+    client = tiny_server.client(api_key="unused")
+
+    def reply(model: str) -> str:
+        return client.chat.completions.create(model=model, max_tokens=8, temperature=0,
+                                              messages=[{"role": "user", "content": "What colour is it?"}]
+                                              ).choices[0].message.content
+
+    order = [f"{PROFILE}+style", PROFILE, f"{PROFILE}+style", PROFILE]
+    styled, base, styled_again, base_again = (reply(model) for model in order)
+    assert styled != base
+    assert (styled_again, base_again) == (styled, base)
 
 
 def test_reply_about_an_image(tiny_server: Server) -> None:
@@ -135,7 +152,7 @@ def test_bad_requests_leave_the_real_server_up(tiny_server: Server) -> None:
     with pytest.raises(openai.NotFoundError) as unknown:
         tiny_server.client(api_key="unused").chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-    assert f"available: {PROFILE}, {PROFILE}+mine" in unknown.value.body["message"]
+    assert f"available: {PROFILE}, {PROFILE}+style" in unknown.value.body["message"]
     with pytest.raises(openai.BadRequestError) as huge:
         ask(tiny_server, [image_part(6000, 3000)])
     assert huge.value.body["code"] == "image_too_large"

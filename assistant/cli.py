@@ -198,12 +198,15 @@ def ask(
         system=system,
         title=title,
     )
+    from .textsafe import printable
+
+    on_terminal = sys.stdout.isatty()  # a terminal would obey ESC sequences in the reply; a file gets it as is
     try:
         for piece in stream:
             if json_stream:
                 click.echo(json.dumps({"type": "text", "text": piece}, ensure_ascii=False))
             elif not as_json:
-                click.echo(piece, nl=False)
+                click.echo(printable(piece, keep="\n\t") if on_terminal else piece, nl=False)
     except KeyboardInterrupt:
         stream.close()  # generation stops; the reply is kept as stopped
         interrupted = True
@@ -311,7 +314,10 @@ def _prompt_approval(request: Any) -> Any:
     """Ask on the terminal whether a tool may run: y (once), a (always), n (no)."""
     from .permissions import Answer
 
-    click.echo(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}", err=True)
+    from .textsafe import printable
+
+    # The tool name and arguments come from the model: escape control characters (a terminal would obey them).
+    click.echo(printable(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}"), err=True)
     choice = click.prompt(
         "allow? [y] once, [a] always, [n] no", type=click.Choice(["y", "a", "n"]), default="n", err=True
     )
@@ -331,6 +337,7 @@ def _ask_agent(
 ) -> None:
     """`ask --agent`: run the loop, print each step on stderr and the answer on stdout."""
     from .agent import DEFAULT_MAX_STEPS, Agent, Finished, describe_event, run_in_background
+    from .textsafe import printable
     from .permissions import Permissions
 
     steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
@@ -347,7 +354,7 @@ def _ask_agent(
     if finished is None or finished.reason == "failed":
         raise AssistantError(finished.error if finished is not None else "the agent ended without an answer")
     if finished.answer:
-        click.echo(finished.answer)
+        click.echo(printable(finished.answer, keep="\n\t"))  # the model's text: ESC sequences shown, not obeyed
     if stats and finished.reply is not None:
         click.echo(f"[chat {chat.id} · {finished.reply.footer()} · {finished.steps} tool steps]", err=True)
 
@@ -674,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         _add_plugin_commands()
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as error:
-        click.echo(f"error: {error}", err=True)
+        from .textsafe import printable
+
+        click.echo(printable(f"error: {error}"), err=True)  # it may quote a model's or a tool's text
         return error.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -682,7 +682,17 @@ def _arguments(call: ToolCallPart) -> str:
 
 
 def describe_event(event: AgentEvent) -> str | None:
-    """One line of plain ASCII for a step (what `assistant ask --agent` prints on stderr); None: nothing to say."""
+    """One line for a step (what `assistant ask --agent` prints on stderr); None: nothing to say.
+
+    Control characters from the model or a tool (ESC sequences, OSC 52 clipboard writes) come out escaped.
+    """
+    from .textsafe import printable
+
+    line = _describe_event(event)
+    return None if line is None else printable(line)
+
+
+def _describe_event(event: AgentEvent) -> str | None:
     if isinstance(event, ReplyDone):
         return f"[step {event.step}] model: {_short(event.text)}" if event.calls and event.text.strip() else None
     if isinstance(event, ToolCallRequested):

@@ -152,18 +152,22 @@ class Service:
         adapter = None
         if isinstance(data.get("model"), str):  # an unknown model is answered before any image is decoded
             adapter = self._resolve(data["model"], await run_in_threadpool(self.models))
-        chat = await run_in_threadpool(parse_chat_request, data, self.settings.limits)  # refuses a model not a str
-        backend = self.worker.backend
-        if chat.tools and not backend.capabilities.tools:
-            raise ApiError(400, f"this server's backend ({backend.name}) does not take tools", code="tools_unsupported",
-                           param="tools")
         if self.worker.closing:
             raise ApiError(503, "the server is shutting down; retry later", code="server_shutting_down")
-        if not self.worker.admit():
+        if not self.worker.admit():  # before decoding images: at most 1 + max_queue requests hold theirs
             wait = self.worker.retry_after()
             raise ApiError(429, f"the model is busy: {self.worker.max_queue} requests are already waiting "
                                 f"(assistant serve --max-queue); retry in {wait} s", code="rate_limit_exceeded",
                            headers={"Retry-After": str(wait)})
+        try:
+            chat = await run_in_threadpool(parse_chat_request, data, self.settings.limits)  # refuses a non-str model
+            backend = self.worker.backend
+            if chat.tools and not backend.capabilities.tools:
+                raise ApiError(400, f"this server's backend ({backend.name}) does not take tools",
+                               code="tools_unsupported", param="tools")
+        except BaseException:
+            self.worker.release()
+            raise
         max_new_tokens = chat.max_tokens or min(self.settings.profile.generation.max_new_tokens,
                                                 self.settings.limits.max_tokens)
         job = Job(request=chat, adapter=adapter, max_new_tokens=max_new_tokens, loop=asyncio.get_running_loop())

@@ -16,6 +16,8 @@ from .openai_request import Limits
 
 KEY_ENV = "ASSISTANT_API_KEY"
 DEFAULT_PORT = 8765
+CONNECTIONS = 64
+"""Open connections beyond the queue (health checks, requests being read or refused); more get 503."""
 
 
 def is_loopback(host: str) -> bool:
@@ -136,7 +138,8 @@ def run_server(sock: socket.socket, profile_name: str | None, adapter: str | Non
         click.echo(f"serving {profile.name} at {url_of(sock)} (models: {models}{key_note}); Ctrl+C stops")
         sys.stdout.flush()
         config = uvicorn.Config(app, log_level="warning",
-                                lifespan="off", timeout_graceful_shutdown=5)
+                                lifespan="off", timeout_graceful_shutdown=5,
+                                limit_concurrency=CONNECTIONS + max_queue)  # bounds the request bodies held at once
         server = uvicorn.Server(config)
         stop_listening = server.handle_exit
 

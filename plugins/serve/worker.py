@@ -126,7 +126,8 @@ class ModelWorker:
         for job in jobs:
             job.cancel()
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back an admitted slot (on the event loop): the job ended, or was never submitted."""
         self.admitted = max(0, self.admitted - 1)
 
     def retry_after(self) -> int:
@@ -171,7 +172,7 @@ class ModelWorker:
                 self.generating = False
                 self._durations.append(time.perf_counter() - started)
                 try:
-                    job.loop.call_soon_threadsafe(self._release)
+                    job.loop.call_soon_threadsafe(self.release)
                 except RuntimeError:
                     pass
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import re
+import stat
 import struct
 import warnings
 import zlib
@@ -120,10 +122,43 @@ def _bomb_pixels(error: Exception) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grayscale image as 8-bit "L", scaled (a plain convert clips: a 16-bit gradient
+    would come out almost all white). Integers up to 65535 are taken as 16-bit, floats within 0-1 as fractions,
+    anything else is stretched from its own minimum to its maximum."""
+    if image.mode != "F":
+        image = image.convert("I")  # I;16, I;16B, ... -> 32-bit integers, same values
+    low, high = image.getextrema()
+    if image.mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 255.0, 0.0
+    elif low >= 0 and high <= 255:
+        scale, offset = 1.0, 0.0
+    elif low >= 0 and high <= 65535:
+        scale, offset = 1 / 257, 0.0
+    else:
+        span = (high - low) or 1
+        scale, offset = 255.0 / span, -low * 255.0 / span
+    if image.mode == "I":
+        image = image.convert("F")  # float arithmetic: no integer truncation before the rounding below
+    return image.point(lambda value: value * scale + offset + 0.5).convert("L")
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with transparent areas laid over white (a plain convert would often turn them black)."""
+    """RGB, with transparent areas laid over white (a plain convert would often turn them black); high bit depths
+    scaled to 8 bits; a colour mode that cannot become RGB is one line."""
     if image.mode == "RGB":
         return image
+    if image.mode in ("I", "F") or image.mode.startswith("I;"):
+        return _to_8bit(image).convert("RGB")
+    try:
+        return _composite_rgb(image)
+    except ValueError as error:
+        raise AssistantError(
+            f"cannot use an image in colour mode {image.mode} ({error}); save it as an ordinary RGB PNG or JPEG"
+        ) from None
+
+
+def _composite_rgb(image: Image.Image) -> Image.Image:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     )
@@ -204,12 +239,36 @@ def load_image_file(path: str | Path) -> LoadedImage:
     if not file.exists():
         raise AssistantError(f"image not found: {label}; check the path")
     try:
-        data = file.read_bytes()
+        data = _read_regular_file(file, label)
     except PermissionError:
         raise AssistantError(f"cannot read image {label}: permission denied; check the file's permissions") from None
     except OSError as error:
         raise AssistantError(f"cannot read image {label}: {error.strerror or error}; check the path") from None
     return load_image_bytes(data, source=file.name, label=label)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_regular_file(file: Path, label: str) -> bytes:
+    """The bytes of a regular file; a FIFO, device or socket is refused before anything reads from it (reading
+    a FIFO would block forever, a device may never end). Opened non-blocking and checked again on the handle."""
+    mode = file.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_an_image(label, f"it is {_kind(mode)}")
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):  # swapped for something else since the check above
+            raise _not_an_image(label, f"it is {_kind(mode)}")
+        return handle.read()
 
 
 def image_from_pil(image: Image.Image, source: str) -> LoadedImage:

@@ -311,17 +311,19 @@ def tool_preview(tool: Tool, arguments: Mapping[str, Any], context: ToolContext 
     return " ".join(text.split())[:600] if isinstance(text, str) else ""
 
 
-def native_actions(chat: "Chat", text: str) -> ParsedReply | None:
+def native_actions(
+    chat: "Chat", text: str, input_sizes: dict[str, tuple[int, int]] | None = None
+) -> ParsedReply | None:
     """GUI actions a model wrote in its own format (UI-TARS `click(start_box='(x,y)')`, `type(content=...)`) as
     tool calls, or None. The profile's grounding parser reports them in `Grounding.raw["actions"]` as
     {"tool", "arguments"} in pixels of the chat's latest image; they then pass the same checks and the same
-    permission policy as any tool call."""
+    permission policy as any tool call. `input_sizes` (from the prompt) saves running the image processor again."""
     from .grounding import ground_reply
 
     if "(" not in text:
         return None
     try:
-        grounding = ground_reply(chat, text)
+        grounding = ground_reply(chat, text, input_sizes or None)
     except Exception:  # noqa: BLE001 - a parser problem means no native actions, never a failed run
         log.exception("reading native actions failed")
         return None
@@ -443,7 +445,7 @@ class Agent:
                 return
             parsed = parse_tool_calls(reply.text)
             if not parsed.calls:
-                parsed = native_actions(self.chat, reply.text) or parsed
+                parsed = native_actions(self.chat, reply.text, getattr(stream, "_input_sizes", None)) or parsed
             if not parsed.calls:
                 yield ReplyDone(step, reply, reply.text, (), stream.message)
                 yield Finished("answer", answer=reply.text.strip(), reply=reply, steps=steps)

@@ -218,9 +218,10 @@ def act(
         if settings.failsafe:
             corner = safety.corner_of(*driver.pointer(), frame.monitors)
             if corner is not None:
+                error = refuse(safety.failsafe_message(corner))
                 if context is not None:
-                    context.stop.set()
-                raise refuse(safety.failsafe_message(corner))
+                    context.stop.set()  # last, so the call ends with this message rather than "stopped"
+                raise error
         if keyboard:
             own = os.environ.get("WINDOWID", "").strip()
             if own.isdigit() and int(own) in driver.focused_windows():

@@ -34,11 +34,7 @@ from assistant_plugins.actions import safety
 from assistant_plugins.actions.plugin import CLICK, DRAG, MOVE, PRESS_KEYS, SCROLL, TYPE_TEXT, WAIT
 from xvfb import VirtualDisplay, requires_xvfb
 
-pytestmark = [
-    pytest.mark.xvfb,
-    requires_xvfb,
-    pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)"),
-]
+pytestmark = [pytest.mark.xvfb, requires_xvfb]
 
 APP = Path(__file__).with_name("tkapp.py")
 APP_AT = (700, 60)
@@ -105,6 +101,8 @@ class TkApp:
 
 @pytest.fixture
 def app(xvfb_display: VirtualDisplay, assistant_home: Path):
+    if shutil.which("xdotool") is None:  # like xsetroot: a missing tool next to Xvfb must not weaken the tests silently
+        pytest.fail("xdotool is missing: install it next to xvfb (apt-get install xdotool)")
     config = assistant_home / "config" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("[agent]\naction_delay_s = 0\n", encoding="utf-8")

@@ -350,6 +350,12 @@ def test_agent_screenshot_ground_click_screenshot(app):
     assert before.sha256 != after.sha256  # the button looks pressed/focused after the click: a new capture
     # The model saw the new screenshot with the click's result.
     assert engine.prompts[-1].messages[-1].images
+    # `assistant chats show ID` lists the action and both screenshots (by their stored content hash).
+    from assistant.testing import run_cli
+
+    shown = run_cli("chats", "show", str(chat.id)).stdout
+    assert "**Tool call** `click`" in shown and "Done: clicked left" in shown
+    assert before.sha256 in shown and after.sha256 in shown
 
 
 def test_agent_an_unapproved_click_never_reaches_the_app(app):

@@ -114,8 +114,17 @@ class ToolResultReady:
 
 
 @dataclass(frozen=True)
+class CallsSkipped:
+    """`count` tool calls of reply `step` were not run (nor stored as calls): over a limit, said by `reason`."""
+
+    step: int
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Finished:
-    """The run ended. reason: answer (a reply without tool calls), step_limit, stopped or failed."""
+    """The run ended. reason: answer (a reply without tool calls), step_limit, call_limit, stopped or failed."""
 
     reason: str
     answer: str = ""
@@ -126,7 +135,7 @@ class Finished:
     error: str | None = None
 
 
-AgentEvent = StepStarted | AnswerChunk | ReplyDone | ToolCallRequested | ToolCallApproved | ToolCallDenied | ToolResultReady | Finished
+AgentEvent = StepStarted | AnswerChunk | ReplyDone | ToolCallRequested | ToolCallApproved | ToolCallDenied | ToolResultReady | CallsSkipped | Finished
 
 
 # --- what a tool may use while it runs -------------------------------------------------------------------------------
@@ -362,9 +371,15 @@ class Agent:
         tools: Mapping[str, Tool] | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         max_new_tokens: int | None = None,
+        max_calls: int | None = None,
+        max_calls_per_reply: int | None = None,
     ) -> None:
+        """`max_calls` / `max_calls_per_reply`: tool calls per run / per reply (default: the profile's [agent])."""
         if max_steps < 0:
             raise AssistantError(f"the step limit must be 0 or more, not {max_steps}")
+        limits = chat.assistant.profile.agent
+        self.max_calls = limits.max_calls if max_calls is None else max_calls
+        self.max_calls_per_reply = limits.max_calls_per_reply if max_calls_per_reply is None else max_calls_per_reply
         self.chat = chat
         self.permissions = permissions
         self.tools = dict(tools) if tools is not None else agent_tools(chat.assistant.plugins)
@@ -421,6 +436,7 @@ class Agent:
     def _loop(self, stream: "ReplyStream") -> Iterator[AgentEvent]:
         steps = 0
         step = 0
+        calls_run = 0  # tool calls let through in this run (the [agent] max_calls budget)
         while True:
             step += 1
             self._stream = stream
@@ -450,9 +466,26 @@ class Agent:
                 yield ReplyDone(step, reply, reply.text, (), stream.message)
                 yield Finished("answer", answer=reply.text.strip(), reply=reply, steps=steps)
                 return
-            calls = self._store_calls(stream.message, reply.text, parsed.text, parsed.calls)
+            allowed = max(0, min(self.max_calls_per_reply, self.max_calls - calls_run))
+            kept, skipped = parsed.calls[:allowed], len(parsed.calls) - allowed
+            reason = ""
+            if skipped > 0:
+                reason = (
+                    f"at most {self.max_calls} tool calls per question ([agent] max_calls)"
+                    if allowed < self.max_calls_per_reply
+                    else f"at most {self.max_calls_per_reply} tool calls per reply ([agent] max_calls_per_reply)"
+                )
+                if stream.message.meta is not None:
+                    stream.message.meta.extra.setdefault("notes", []).append(f"{skipped} tool calls skipped: {reason}")
+            calls = self._store_calls(stream.message, reply.text, parsed.text, list(kept))
+            calls_run += len(kept)
             made = tuple(call for call, _ in calls if call is not None)
             yield ReplyDone(step, reply, parsed.text, made, stream.message)
+            if skipped > 0:
+                yield CallsSkipped(step, skipped, reason)
+            if not kept:
+                yield Finished("call_limit", reply=reply, steps=steps)
+                return
             over_limit = steps >= self.max_steps
             for call_part, parsed_call in calls:
                 yield from self._handle(step, call_part, parsed_call, over_limit)
@@ -705,6 +738,8 @@ def _describe_event(event: AgentEvent) -> str | None:
         return f"[step {event.step}] {event.call.name}: {event.decision.describe()}"
     if isinstance(event, ToolCallDenied):
         return f"[step {event.step}] {event.call.name}: {event.decision.describe()}"
+    if isinstance(event, CallsSkipped):
+        return f"[step {event.step}] {event.count} more tool call{'s' if event.count != 1 else ''} skipped: {event.reason}"
     if isinstance(event, ToolResultReady):
         images = f" [+{len(event.images)} image{'s' if len(event.images) != 1 else ''}]" if event.images else ""
         kind = "error" if event.result.is_error else "result"
@@ -712,6 +747,8 @@ def _describe_event(event: AgentEvent) -> str | None:
     if isinstance(event, Finished):
         if event.reason == "step_limit":
             return f"stopped: the step limit was reached after {event.steps} tool steps (raise it with --max-steps)"
+        if event.reason == "call_limit":
+            return "stopped: the tool-call limit for one question was reached ([agent] max_calls in the profile)"
         if event.reason == "stopped":
             return "stopped by the user"
     return None

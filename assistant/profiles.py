@@ -111,6 +111,14 @@ class PluginSettings:
 
 
 @dataclass
+class AgentSettings:
+    max_calls: int = 24
+    """Most tool calls in one agent run (one question); later calls are skipped and the run ends."""
+    max_calls_per_reply: int = 8
+    """Most tool calls run from one reply; the rest of that reply's calls are skipped."""
+
+
+@dataclass
 class Profile:
     name: str = ""
     description: str = ""
@@ -122,6 +130,7 @@ class Profile:
     lora: LoraSettings = field(default_factory=LoraSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
     source: str = ""
     """The file this profile was read from."""
 

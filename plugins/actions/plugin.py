@@ -156,7 +156,8 @@ def _same_view(frame: Frame) -> ScreenshotRequest:
 
 
 def _preview(frame: Frame, points: list[tuple[float, float]], tool: str) -> str:
-    """Write the screenshot with the target(s) drawn (dry run): the path, or "" when there is nothing to draw."""
+    """Write the screenshot with the target(s) marked (for the confirmation and dry runs): the path, or "" when
+    there is nothing to draw (no screenshot: desktop pixels outside a chat; keyboard actions)."""
     if frame.image is None or not points:
         return ""
     from PIL import ImageDraw

@@ -96,7 +96,7 @@ class ModelWorker:
         self._durations: deque[float] = deque(maxlen=8)
         self._jobs: "queue.Queue[Job | None]" = queue.Queue()
         self._pending_jobs: dict[int, Job] = {}
-        self._pending_lock = threading.Lock()
+        self._pending_lock = threading.RLock()  # close_all may run in a signal handler on the loop thread
         self.closing = False
         """Shutting down: nothing new is admitted, and every admitted job has been cancelled."""
         self._thread = threading.Thread(target=self._run, name="assistant-serve-model", daemon=True)

@@ -13,6 +13,7 @@ DATA_MODULES = [
     "assistant.profiles",
     "assistant.conversation",
     "assistant.geometry",
+    "assistant.screenmap",
     "assistant.hooktypes",
     "assistant.hookspecs",
     "assistant.plugins",

@@ -309,6 +309,12 @@ def activate_adapter(engine: Any, name: str | None) -> None:
     if name not in present:
         try:
             problem = lora.load(model, info.path, name).problem()
+        except lora.BrokenAdapterFile as error:
+            _forget_failed(model, name, loaded.adapter)
+            raise AssistantError(
+                f"adapter {name!r} is broken: {error}; train it again with `assistant train --name {name} "
+                f"--overwrite`, or delete it with `assistant adapters delete {name}`"
+            ) from None
         except (ValueError, RuntimeError, OSError, KeyError, TypeError) as error:
             problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         if problem:

@@ -7,6 +7,7 @@ Profiles come from the shipped `profiles/` folder (package `assistant_profiles`)
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -273,9 +274,23 @@ def _check_value(expected: Any, value: Any, path: Path, key: str) -> Any:
         raise AssistantError(
             f"profile {path}: {key} = {value!r} must be {expected.__name__}"
         )
+    if expected is float and not math.isfinite(value):
+        raise AssistantError(f"profile {path}: {key} = {value!r} must be a finite number")
     if expected in (int, float) and value < 0 and key != "generation.seed":
         raise AssistantError(f"profile {path}: {key} = {value!r} must not be negative")
+    low, high, why = _RANGES.get(key, (None, None, ""))
+    if (low is not None and value <= low) or (high is not None and value > high):
+        raise AssistantError(f"profile {path}: {key} = {value!r} {why}")
     return value
+
+
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    # key: (exclusive minimum, inclusive maximum, what to say)
+    "generation.temperature": (None, 100.0, "is out of range; use 0 (greedy) up to about 2 (100 at most)"),
+    "generation.top_p": (0.0, 1.0, "is out of range; use a value above 0 and at most 1 (1 keeps every token)"),
+    "generation.repetition_penalty": (0.0, None, "must be above 0 (1.0 means no penalty)"),
+    "generation.max_new_tokens": (0, None, "must be at least 1"),
+}
 
 
 def describe(profile: Profile) -> dict[str, Any]:

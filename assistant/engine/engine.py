@@ -76,6 +76,11 @@ class Engine:
         is an error the user can fix (fewer images, quick image mode, a shorter document).
         """
         limit = self.loaded.context_limit
+        if max_new_tokens >= limit:  # no message could ever fit: the reply length is the cause, say so
+            raise AssistantError(
+                f"the reply may be up to {max_new_tokens} new tokens, but this model's context holds {limit} tokens "
+                "in all (question and reply); lower --max-tokens (or max_new_tokens in the profile) well below that"
+            )
         dropped = 0
         candidates = list(messages)
         while True:
@@ -83,6 +88,12 @@ class Engine:
             if inputs.prompt_tokens + max_new_tokens <= limit:
                 return inputs, dropped
             cut = _next_turn_start(candidates)
+            if cut is None and inputs.prompt_tokens < limit:
+                raise AssistantError(
+                    f"this message needs {inputs.prompt_tokens} tokens and the reply may be up to {max_new_tokens} "
+                    f"more, over this model's context of {limit} tokens; lower --max-tokens to at most "
+                    f"{limit - inputs.prompt_tokens}, or shorten the message"
+                )
             if cut is None:
                 raise AssistantError(
                     f"this message needs {inputs.prompt_tokens} tokens of context but the limit is {limit}; "

@@ -40,6 +40,10 @@ class LoadReport:
         return ", ".join(parts)
 
 
+class BrokenAdapterFile(ValueError):
+    """An adapter file is damaged (truncated, overwritten, not what its name says): the adapter is broken."""
+
+
 def loaded_names(model: Any) -> set[str]:
     """Names of the adapters injected into `model`."""
     return set(getattr(model, "peft_config", None) or {})
@@ -56,11 +60,18 @@ def load(model: Any, folder: Path, name: str) -> LoadReport:
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    config = LoraConfig.from_pretrained(str(folder))
+    try:
+        config = LoraConfig.from_pretrained(str(folder))
+    except ValueError as error:  # not JSON, or not a peft config
+        raise BrokenAdapterFile(f"adapter_config.json cannot be read ({str(error).splitlines()[0]})") from None
     if getattr(config, "peft_type", None) != PeftType.LORA:
         raise ValueError(f"it is a {getattr(config, 'peft_type', 'unknown')} adapter, not LoRA")
     config.inference_mode = True
-    saved = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    try:
+        saved = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own SafetensorError for damaged files
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BrokenAdapterFile(f"{WEIGHTS_FILE} cannot be read ({why})") from None
     state = {key.removeprefix(SAVED_PREFIX): value for key, value in saved.items()}
     with warnings.catch_warnings():
         # peft warns that a model with a `peft_config` gets another adapter: several adapters is the point here

@@ -112,3 +112,59 @@ def test_adapter_switch_or_changed_images_drop_the_cache(tmp_path):
     other = bot.chat()
     other.ask("Other chat", images=[make_image(tmp_path / "b.png", (300, 200), "green")], max_new_tokens=4)
     assert engine.cache.stats["reused_tokens"] == before
+
+
+def _batch_in_between(bot, tmp_path):
+    """Another generate on the same model between two turns (`assistant batch` on the chat's engine): Qwen2-VL's
+    model then holds that batch's rope_deltas, not the conversation's."""
+    from assistant.conversation import Message, TextPart
+    from assistant.hooktypes import GenerationRequest
+    from assistant.images import load_image_file
+
+    part = bot.store.put_image(load_image_file(make_image(tmp_path / "batch.png", (640, 120), "green")))
+    request = GenerationRequest(
+        messages=[Message(role="user", parts=[part, TextPart("Another question entirely, with a wide image")])],
+        open_image=bot.store.open_image,
+        settings=bot.profile.generation,
+        max_new_tokens=2,
+    )
+    before = bot.engine.loaded.model.model.rope_deltas.clone()
+    bot.engine.generate_batch([request])
+    assert not bot.engine.loaded.model.model.rope_deltas.equal(before)  # the batch really moved them
+
+
+def _first_positions(bot):
+    """The 3D rotary positions of the first forward call of the next reply (a list, filled by a hook)."""
+    seen = []
+
+    def hook(module, args, kwargs):
+        if not seen and kwargs.get("position_ids") is not None:
+            seen.append(kwargs["position_ids"].clone())
+
+    return seen, bot.engine.loaded.model.model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_qwen_follow_up_after_another_generate_uses_its_own_rope_deltas(tmp_path):
+    """The cached turn restores its rope_deltas: after a batch ran on the same model, the follow-up's new tokens
+    get the rotary positions a full recompute gives them (the tiny model's greedy text alone cannot tell)."""
+    picture = make_image(tmp_path / "tall.png", (120, 400), "red")
+    positions, answers = [], []
+    for reuse in (True, False):
+        bot = Assistant.from_profile("tiny-qwen2vl")
+        engine = in_float64(bot)
+        engine.cache.enabled = reuse
+        chat = bot.chat()
+        chat.ask("What is in this picture?", images=[picture], max_new_tokens=4)
+        _batch_in_between(bot, tmp_path)
+        before = dict(engine.cache.stats)
+        seen, handle = _first_positions(bot)
+        answers.append(chat.ask("Say more, in many words.", max_new_tokens=16).text)
+        handle.remove()
+        assert (engine.cache.stats["reused_tokens"] > before["reused_tokens"]) is reuse
+        positions.append(seen[0])
+    reused, full = positions
+    new = reused.shape[-1]
+    assert new < full.shape[-1]  # only the new tokens went through
+    # text tokens: the three 3D rows of the full recompute agree; the reused call passes that one row
+    assert all(full[row, 0, -new:].tolist() == reused.reshape(-1).tolist() for row in (1, 2, 3))
+    assert answers[0] == answers[1]

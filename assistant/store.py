@@ -218,6 +218,8 @@ def _meta_from_json(text: str | None) -> ReplyMeta | None:
     if text is None:
         return None
     data = json.loads(text)
+    if not isinstance(data, dict):  # damaged by hand or another tool: the message stays readable, the value kept
+        return ReplyMeta(extra={"unreadable_meta": data})
     known = {f.name for f in dataclasses.fields(ReplyMeta)}
     extra = dict(data.get("extra") or {})
     extra.update({key: value for key, value in data.items() if key not in known})  # keys from other versions
@@ -497,7 +499,7 @@ class Store:
         try:
             parts = [part_from_dict(item) for item in json.loads(parts_json)]
             meta = _meta_from_json(meta_json)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as error:
             raise AssistantError(
                 f"message {message_id} in the chat store {self.path} cannot be read ({error}); "
                 "it may come from a newer vlm-assistant: upgrade it"

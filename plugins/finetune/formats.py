@@ -13,7 +13,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from assistant.conversation import Conversation, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
 from assistant.errors import AssistantError
@@ -283,19 +283,15 @@ def read_file(path: Path, fmt: str = "auto") -> list[RawChat]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise AssistantError(f"dataset file not found: {path}; check the path")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise AssistantError(f"{path} is not UTF-8 text; a dataset is a .jsonl file (one JSON object a line)") from None
-    except OSError as error:
-        raise AssistantError(f"cannot read {path}: {error.strerror or error}") from None
     chats = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in _lines(path):
         if not line.strip():
             continue
         where = f"{path.name} line {number}"
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise AssistantError(f"{where} is nested too deeply to be a chat; each line must be one chat object") from None
         except ValueError as error:
             raise AssistantError(f"{where} is not JSON ({error}); each line must be one JSON object") from None
         chat = parse_record(record, fmt, where)
@@ -303,6 +299,35 @@ def read_file(path: Path, fmt: str = "auto") -> list[RawChat]:
             _check_reference(reference, path.parent, where)
         chats.append(chat)
     return chats
+
+
+MAX_LINE_BYTES = 32 * 1024 * 1024
+"""A longer line is refused (memory stays bounded: a 1 GB line is never read whole)."""
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line, read one at a time; a line over MAX_LINE_BYTES or not UTF-8 is one error."""
+    try:
+        with open(path, "rb") as handle:
+            number = 0
+            while True:
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise AssistantError(
+                        f"{path.name} line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB; "
+                        "a dataset line is one chat (images are file paths, not inline data): split or fix the file"
+                    )
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise AssistantError(
+                        f"{path} is not UTF-8 text (line {number}); a dataset is a .jsonl file (one JSON object a line)"
+                    ) from None
+    except OSError as error:
+        raise AssistantError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _check_reference(reference: Any, base_dir: Path, where: str) -> None:

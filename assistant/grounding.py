@@ -1,17 +1,39 @@
-"""Core glue for grounding: run the profile's registered parser over a reply, against the chat's last image."""
+"""Grounding's one home: the profile's registered parser over a reply, the generic fallback, the chat's last image.
+
+Every caller (replies, the agent's tools, /ground, `assistant batch --ground`, the grounding plugin's own
+`parse_reply`) goes through `parse_with_fallback`, so the fallback and its guard exist once.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .conversation import ImagePart, Message
+from .conversation import Conversation, ImagePart, Message
 from .errors import AssistantError
+from .geometry import Grounding
 
 if TYPE_CHECKING:
-    from .api import Chat
-    from .geometry import Grounding
     from .hooktypes import GroundingFormat
     from .plugins import PluginManager
+
+FALLBACK_SYSTEMS = ("norm1000", "norm1", "pixel")
+"""Coordinate systems of the generic fallback parser (a profile's `[grounding] coordinates`)."""
+
+
+class GroundedChat(Protocol):
+    """What grounding needs of a chat (assistant.api.Chat is one): its messages and its assistant."""
+
+    @property
+    def conversation(self) -> Conversation: ...
+
+    @property
+    def assistant(self) -> Any: ...
+
+
+def generic_name(system: str) -> str:
+    """The name the generic parser in `system` is registered under: generic (0-1000), generic-norm1, generic-pixel."""
+    return "generic" if system == "norm1000" else f"generic-{system}"
 
 
 def grounding_formats(plugins: "PluginManager") -> dict[str, "GroundingFormat"]:
@@ -35,35 +57,49 @@ def last_image(messages: list[Message]) -> ImagePart | None:
 
 
 def parse_with_fallback(
-    formats: dict[str, "GroundingFormat"],
+    formats: Mapping[str, "GroundingFormat"],
     name: str,
     coordinates: str,
     text: str,
     image_size: tuple[int, int],
     input_size: tuple[int, int] | None,
-) -> "Grounding | None":
-    """The named format first; the generic list parser (in the profile's coordinates) only if it found nothing."""
+) -> Grounding:
+    """The named format first; the generic parser in the profile's `coordinates` only if it found nothing.
+
+    Never raises for any text: a parser that raises (a plugin's, called unguarded) gives an empty result with
+    `raw["error"]`, which is kept even when the fallback finds shapes; then `raw["fallback_from"]` names the
+    profile's format. An unknown format or coordinate system is a configuration mistake: one-line AssistantError.
+    """
     if name not in formats:
         raise AssistantError(
-            f"grounding format {name!r} is not registered; `assistant ground --list-formats` lists the formats"
+            f"Unknown grounding format {name!r}. Use one of: {', '.join(sorted(formats))} "
+            "(see `assistant ground --list-formats`)."
         )
-    grounding = formats[name].parse(text, image_size, input_size)
+    if coordinates not in FALLBACK_SYSTEMS:
+        raise AssistantError(
+            f"Unknown fallback coordinate system {coordinates!r}. Use one of: {', '.join(FALLBACK_SYSTEMS)}."
+        )
+    try:
+        grounding = formats[name].parse(text, image_size, input_size)
+    except Exception as error:  # noqa: BLE001 - a parser must never lose a reply
+        grounding = Grounding(format=name, raw={"error": f"{type(error).__name__}: {error}"[:500]})
     if grounding.shapes:
         return grounding
-    generic = formats.get(f"generic-{coordinates}") or formats.get("generic")
-    if generic is not None and generic.name != name:
-        fallback = generic.parse(text, image_size, input_size)
-        if fallback.shapes:
-            if "error" in grounding.raw:  # the profile's parser failed: say so even though the fallback found shapes
-                fallback.raw["error"] = grounding.raw["error"]
-            fallback.raw["fallback_from"] = name
-            return fallback
-    return grounding
+    generic = formats.get(generic_name(coordinates))
+    if generic is None or generic.name == name:
+        return grounding
+    fallback = generic.parse(text, image_size, input_size)
+    if not fallback.shapes:
+        return grounding
+    if "error" in grounding.raw:  # the profile's parser failed: say so even though the fallback found shapes
+        fallback.raw["error"] = grounding.raw["error"]
+    fallback.raw["fallback_from"] = name
+    return fallback
 
 
 def ground_reply(
-    chat: "Chat", text: str, input_sizes: dict[str, tuple[int, int]] | None = None
-) -> "Grounding | None":
+    chat: GroundedChat, text: str, input_sizes: dict[str, tuple[int, int]] | None = None
+) -> Grounding | None:
     """Geometry in the reply, in pixels of the chat's most recent image; None when there is no image.
 
     `input_sizes` (from the prompt the reply answered) saves running the image processor again.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from assistant.errors import AssistantError
 from assistant.geometry import Grounding
+from assistant.grounding import generic_name, parse_with_fallback
 from assistant.hooktypes import GroundingFormat
 
 from . import cogvlm, florence, gemini, generic, internvl, kosmos, molmo, paligemma, qwen, uitars
@@ -17,11 +18,6 @@ _JSON1000_PROMPT = (
     '[{{"bbox_2d": [x1, y1, x2, y2], "label": "{thing}"}}] where (x1, y1) is the top-left and (x2, y2) the '
     "bottom-right corner, as integers from 0 to 1000 relative to the image width and height."
 )
-
-
-def generic_name(system: str) -> str:
-    """The format name of the generic parser in `system`: generic (0-1000), generic-norm1, generic-pixel."""
-    return "generic" if system == "norm1000" else f"generic-{system}"
 
 
 def _generic(system: str) -> GroundingFormat:
@@ -107,28 +103,8 @@ def parse_reply(text: str, format_name: str, image_size: Size, input_size: Size 
                 formats: Mapping[str, GroundingFormat] | None = None) -> Grounding:
     """Parse a reply with its profile's format; when that finds nothing, try the generic parser.
 
-    Never raises for any text or size. An unknown `format_name` or `fallback_system` is a configuration mistake
-    and raises AssistantError so the profile gets fixed rather than silently ignored. `formats` lets the core
-    pass the formats registered by plugins (defaults to the built-ins). When the fallback finds shapes, the
-    result's format is the generic one of `fallback_system` and `raw["fallback_from"]` names the profile's format;
-    when neither finds anything, the profile format's empty result is returned.
+    `formats` lets the core pass the formats registered by plugins (defaults to the built-ins). The work, the
+    guard and the fallback are the core's `assistant.grounding.parse_with_fallback` (one home for all callers).
     """
-    fmt = get_format(format_name, formats)
-    if fallback_system not in FALLBACK_SYSTEMS:
-        raise AssistantError(
-            f"Unknown fallback coordinate system {fallback_system!r}. Use one of: {', '.join(FALLBACK_SYSTEMS)}."
-        )
-    try:
-        grounding = fmt.parse(text, image_size, input_size)
-    except Exception as exc:  # noqa: BLE001 - third-party parsers may break the never-raises contract
-        grounding = Grounding(format=fmt.name, raw={"error": f"{type(exc).__name__}: {exc}"[:500]})
-    if grounding.shapes:
-        return grounding
-    fallback = generic.parse(text, image_size, input_size, system=fallback_system)
-    if not fallback.shapes:
-        return grounding
-    fallback.format = generic_name(fallback_system)
-    fallback.raw["fallback_from"] = fmt.name
-    if "error" in grounding.raw:  # the profile's parser failed (a plugin's error names it): keep saying so
-        fallback.raw["error"] = grounding.raw["error"]
-    return fallback
+    return parse_with_fallback(FORMATS if formats is None else formats, format_name, fallback_system, text,
+                               image_size, input_size)

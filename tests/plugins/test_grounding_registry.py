@@ -116,3 +116,27 @@ def test_parsers_stay_pure_python():
             "print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_one_fallback_for_every_caller():
+    """The core's parse_with_fallback is the fallback: the registry's parse_reply is it, with the built-ins."""
+    import assistant.grounding as core
+    from assistant_plugins.grounding import generic
+
+    assert set(core.FALLBACK_SYSTEMS) == set(generic.SYSTEMS)
+    assert {core.generic_name(system) for system in core.FALLBACK_SYSTEMS} <= set(FORMATS)
+
+    def broken(text, image_size, input_size=None):
+        raise RuntimeError("bug in a plugin")
+
+    formats = dict(FORMATS, mine=GroundingFormat("mine", "test", broken, "find {thing}"))
+    for parse in (lambda text, system: core.parse_with_fallback(formats, "mine", system, text, (1000, 500), None),
+                  lambda text, system: parse_reply(text, "mine", (1000, 500), fallback_system=system, formats=formats)):
+        found = parse("[100, 200, 300, 400]", "norm1")
+        assert found.shapes == []  # 200 and 400 are not 0-1 coordinates: the norm1 parser, not the 0-1000 one
+        assert found.raw["error"] == "RuntimeError: bug in a plugin"
+        found = parse("[100, 200, 300, 400]", "pixel")
+        assert found.shapes == [Box(100, 200, 300, 400, "")] and found.format == "generic-pixel"
+        assert (found.raw["fallback_from"], found.raw["error"]) == ("mine", "RuntimeError: bug in a plugin")
+        with pytest.raises(AssistantError, match=r"^Unknown grounding format 'qwen9'\. Use one of: .*generic"):
+            core.parse_with_fallback(formats, "qwen9", "norm1000", "", (10, 10), None)

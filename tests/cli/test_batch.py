@@ -284,3 +284,14 @@ def test_items_expand_globs_and_skip_other_files(tmp_path):
     items = expand_inputs([str(tmp_path / "x*")], "q", lambda path: 1)
     assert [Path(item.input).name for item in items] == ["x1.png", "x2.png"]
     assert all(isinstance(item, BatchItem) and item.question == "q" for item in items)
+
+
+def test_batch_modules_stay_light():
+    """The batch logic and its command import no torch/transformers until a model is loaded."""
+    code = (
+        "import json, sys\n"
+        "import assistant.batch, assistant.batch_model, assistant.batch_cli\n"
+        "print(json.dumps([m for m in ('torch', 'transformers', 'textual') if m in sys.modules]))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(output.strip().splitlines()[-1]) == []

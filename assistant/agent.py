@@ -650,38 +650,31 @@ def run_in_background(
     """Run `start()` (e.g. `lambda: agent.run(question)`) on a daemon thread and yield its events on this thread.
 
     Confirmations are asked by calling `ask` on this thread (a terminal prompt must run where Ctrl+C lands);
-    `ask=None` means nobody can answer, so calls that need confirmation are denied unless pre-approved. This
-    installs the bridge as `agent.permissions.approver`. A KeyboardInterrupt here stops the agent; the events
-    continue until Finished, so the chat is left consistent.
+    `ask=None` means nobody can answer, so calls that need confirmation are denied unless pre-approved. For the
+    run, `agent.permissions.approver` is a bridge to this thread; the caller's own approver is put back when the
+    run ends (on the worker thread, so it is never called from there). A KeyboardInterrupt here stops the agent;
+    the events continue until Finished, so the chat is left consistent.
     """
-    inbox: "queue.Queue[tuple[str, Any]]" = queue.Queue()
-
-    def bridge(request: ApprovalRequest) -> Answer:
-        box: "queue.Queue[Answer]" = queue.Queue(maxsize=1)
-        inbox.put(("ask", (request, box)))
-        return box.get()
-
+    bridge = _ApprovalBridge(ask)
+    previous = agent.permissions.approver
     agent.permissions.approver = bridge if ask is not None else None
 
     def work() -> None:
         try:
             for event in start():
-                inbox.put(("event", event))
+                bridge.inbox.put(("event", event))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
-            inbox.put(("error", error))
+            bridge.inbox.put(("error", error))
         finally:
-            inbox.put(("done", None))
+            agent.permissions.approver = previous
+            bridge.inbox.put(("done", None))
 
-    thread = threading.Thread(target=work, daemon=True, name="agent")
-    thread.start()
+    threading.Thread(target=work, daemon=True, name="agent").start()
     finished = False
     try:
         while True:
             try:
-                try:
-                    kind, payload = inbox.get(timeout=poll_s)
-                except queue.Empty:
-                    continue
+                kind, payload = bridge.next(poll_s)
                 if kind == "done":
                     finished = True
                     return
@@ -689,22 +682,52 @@ def run_in_background(
                     finished = True
                     raise payload
                 if kind == "ask":
-                    request, box = payload
-                    answer: Any = Answer.DENY
-                    try:
-                        assert ask is not None
-                        answer = ask(request)
-                    except Exception:  # noqa: BLE001 - a prompt that fails (EOF, Abort) denies and stops
+                    if not bridge.answer(*payload):
                         agent.stop()
-                    finally:
-                        box.put(answer if isinstance(answer, Answer) else Answer.DENY)
                     continue
-                yield payload
+                if kind == "event":
+                    yield payload
             except KeyboardInterrupt:
                 agent.stop()
     finally:
+        bridge.closed = True  # a question asked after the consumer left is denied, never left waiting
         if not finished:
             agent.stop()
+
+
+class _ApprovalBridge:
+    """The worker thread's approver: each request waits in `inbox` until the consumer's thread answers it."""
+
+    def __init__(self, ask: "Callable[[ApprovalRequest], Answer] | None") -> None:
+        self.ask = ask
+        self.inbox: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+        self.closed = False
+
+    def __call__(self, request: ApprovalRequest) -> Answer:
+        if self.closed:
+            return Answer.DENY
+        box: "queue.Queue[Answer]" = queue.Queue(maxsize=1)
+        self.inbox.put(("ask", (request, box)))
+        return box.get()
+
+    def next(self, poll_s: float) -> tuple[str, Any]:
+        """The next item, or ("idle", None) after `poll_s` (so a KeyboardInterrupt is noticed)."""
+        try:
+            return self.inbox.get(timeout=poll_s)
+        except queue.Empty:
+            return ("idle", None)
+
+    def answer(self, request: ApprovalRequest, box: "queue.Queue[Answer]") -> bool:
+        """Ask on this thread and hand the answer to the worker; False when the prompt failed (EOF, Abort)."""
+        answer: Any = Answer.DENY
+        try:
+            assert self.ask is not None
+            answer = self.ask(request)
+            return True
+        except Exception:  # noqa: BLE001 - a prompt that fails denies and stops
+            return False
+        finally:
+            box.put(answer if isinstance(answer, Answer) else Answer.DENY)
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -412,3 +412,29 @@ def test_a_timed_out_tool_is_told_to_give_up():
     events = run(Agent(bot.chat(), Permissions()))
     assert "timed out" in of(events, ToolResultReady)[0].result.text
     assert noticed.wait(5)
+
+
+def test_run_in_background_gives_the_callers_approver_back():
+    def own(request):
+        return Answer.DENY
+
+    bot, _ = scripted_assistant([call("rm"), "done"], [echo_tool("rm", side_effects=True)])
+    permissions = Permissions(approver=own)
+    agent = Agent(bot.chat(), permissions)
+    during = []
+    asked = []
+
+    def ask(request):
+        during.append(permissions.approver)
+        asked.append(request)
+        return Answer.ONCE
+
+    events = list(run_in_background(agent, lambda: agent.run("go"), ask))
+    assert len(asked) == 1 and during[0] is not own  # the bridge answered during the run
+    assert of(events, ToolCallApproved) and events[-1].reason == "answer"
+    assert permissions.approver is own  # and the caller's own approver is back afterwards
+    # ask=None: nobody can answer during the run; the caller's approver is still given back
+    bot, _ = scripted_assistant([call("rm"), "done"], [echo_tool("rm", side_effects=True)])
+    agent = Agent(bot.chat(), permissions)
+    events = list(run_in_background(agent, lambda: agent.run("go"), None))
+    assert of(events, ToolCallDenied) and permissions.approver is own

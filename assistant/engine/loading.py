@@ -177,6 +177,14 @@ def load_model(
         raise
     except Exception as error:  # hub errors come in many classes; all mean "not available"
         raise missing_model_error(profile, source, error) from None
+    if trust:
+        from ..guard import announce
+        from ..remotecode import consent_notice
+
+        notice = consent_notice(source, revision, local_dir)
+        if notice:
+            log.warning("%s", notice)
+            announce("assistant", f"trust_remote_code {source}", notice)
     device = device or resolve_device(profile.model.device)
     dtype = dtype if dtype is not None else resolve_dtype(profile.model.dtype, device)
     extra = dict(model_kwargs or {})

@@ -216,8 +216,8 @@ def unsupported_reason(model: Any, device: str) -> str:
     if rotary is None or getattr(rotary, "rope_type", "default") != "default":
         return f"rotary type {getattr(rotary, 'rope_type', None)!r} (the step implements the default one)"
     head = getattr(model, "lm_head", None)
-    modules = [head] + [
-        module
+    modules = [_base(head)] + [
+        _base(module)
         for layer in decoder.layers
         for module in (
             layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
@@ -229,9 +229,15 @@ def unsupported_reason(model: Any, device: str) -> str:
     attention = decoder.layers[0].self_attn
     if any(hasattr(attention, name) for name in ("q_norm", "k_norm")):
         return "query/key norms"
-    if getattr(decoder.layers[0].mlp, "gate_proj").bias is not None:
+    if _base(decoder.layers[0].mlp.gate_proj).bias is not None:
         return "MLP biases"
     return ""
+
+
+def _base(module: Any) -> Any:
+    """The plain layer under a LoRA wrapper (the engine builds this step lazily, possibly after an adapter was
+    injected; the step itself only runs while no adapter is active, on the base weights)."""
+    return getattr(module, "base_layer", module)
 
 
 def build_fast_decoder(model: Any, device: str) -> FastDecoder | None:
@@ -248,42 +254,43 @@ def build_fast_decoder(model: Any, device: str) -> FastDecoder | None:
     with torch.no_grad():  # not inference_mode: the fused tensors must stay usable for training
         for layer in decoder.layers:
             attention, mlp = layer.self_attn, layer.mlp
-            qkv = _fuse([attention.q_proj, attention.k_proj, attention.v_proj])
-            gate_up = _fuse([mlp.gate_proj, mlp.up_proj])
-            biases = [attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias]
+            q, k, v, o = (_base(m) for m in (attention.q_proj, attention.k_proj, attention.v_proj, attention.o_proj))
+            qkv = _fuse([q, k, v])
+            gate_up = _fuse([_base(mlp.gate_proj), _base(mlp.up_proj)])
+            biases = [q.bias, k.bias, v.bias]
             qkv_bias = torch.cat(biases) if all(bias is not None for bias in biases) else None
             if qkv_bias is not None:
-                _rebind([attention.q_proj, attention.k_proj, attention.v_proj], qkv_bias, "bias")
+                _rebind([q, k, v], qkv_bias, "bias")
             layers.append(
                 LayerWeights(
                     qkv=qkv,
                     qkv_bias=qkv_bias,
-                    out=attention.o_proj.weight,
-                    out_bias=attention.o_proj.bias,
+                    out=o.weight,
+                    out_bias=o.bias,
                     gate_up=gate_up,
-                    down=mlp.down_proj.weight,
+                    down=_base(mlp.down_proj).weight,
                     norm_in=layer.input_layernorm.weight,
                     norm_post=layer.post_attention_layernorm.weight,
                 )
             )
     attention = decoder.layers[0].self_attn
     heads = int(config.num_attention_heads)
-    head_dim = int(attention.q_proj.out_features // heads)
-    dtype = attention.q_proj.weight.dtype
+    head_dim = int(_base(attention.q_proj).out_features // heads)
+    dtype = _base(attention.q_proj).weight.dtype
     inner = getattr(model, "model", None)
     return FastDecoder(
         layers=layers,
         embed=decoder.embed_tokens.weight,
         final_norm=decoder.norm.weight,
-        head=model.lm_head.weight,
-        head_bias=model.lm_head.bias,
+        head=_base(model.lm_head).weight,
+        head_bias=_base(model.lm_head).bias,
         inv_freq=decoder.rotary_emb.inv_freq.to(torch.float32),
         rope_scaling=float(getattr(decoder.rotary_emb, "attention_scaling", 1.0)),
         attention_scale=float(getattr(attention, "scaling", head_dim**-0.5)),
         heads=heads,
         kv_heads=int(config.num_key_value_heads),
         head_dim=head_dim,
-        intermediate=int(decoder.layers[0].mlp.gate_proj.out_features),
+        intermediate=int(_base(decoder.layers[0].mlp.gate_proj).out_features),
         eps=float(decoder.layers[0].input_layernorm.variance_epsilon),
         dtype=dtype,
         matrix_vector=dtype == torch.bfloat16,

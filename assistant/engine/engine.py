@@ -16,6 +16,7 @@ from .decoding import FastDecoder, build_fast_decoder
 from .generation import TextStream, sampling_kwargs
 from .inputs import ImageOpener, PromptInputs, build_inputs
 from .loading import LoadedModel, Progress, load_model
+from .vision_cache import VisionCache, install_vision_cache
 
 
 @dataclass
@@ -37,13 +38,15 @@ class Engine:
     def __init__(self, loaded: LoadedModel, reuse_cache: bool = True) -> None:
         self.loaded = loaded
         self.cache = ConversationCache(enabled=reuse_cache)
+        self.vision_cache = VisionCache()
+        """Encoded image features by content (engine/vision_cache.py): a known screen skips the encoder."""
+        install_vision_cache(loaded.model, self.vision_cache)
         self._active: TextStream | None = None
         self._lock = threading.Lock()
-        self.decoder: FastDecoder | None = None
-        """The fused one-token decode step (None: the model's family or device is not supported, or the
-        profile turned it off)."""
-        if loaded.profile.generation.fast_decode:
-            self.decoder = executor.run(build_fast_decoder, loaded.model, loaded.device)
+        self._decoder: FastDecoder | None = None
+        self._decoder_pending = bool(loaded.profile.generation.fast_decode)
+        """The fused step is built on first use, not at load: fusing copies the q/k/v and gate/up weights
+        (0.7 s of CPU in bf16, 1.2 s in fp32 for SmolVLM-256M, docs/performance.md) and start-up should not wait."""
 
     @classmethod
     def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":
@@ -147,6 +150,7 @@ class Engine:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         kwargs.setdefault("pad_token_id", pad)
         plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
+        self.vision_cache.scope = self.loaded.adapter
         if plan.past_key_values is not None:
             kwargs["past_key_values"] = plan.past_key_values
         adapter = self.loaded.adapter
@@ -177,18 +181,33 @@ class Engine:
                 raise AssistantError("a reply is still being generated; wait for it or stop it (Esc) first")
             return executor.run(generate_batch, self.loaded, requests, stop)
 
+    @property
+    def decoder(self) -> FastDecoder | None:
+        """The fused one-token decode step, built on first use (None: the model's family or device is not
+        supported, or the profile turned it off)."""
+        if self._decoder_pending:
+            self._decoder_pending = False
+            self._decoder = executor.run(build_fast_decoder, self.loaded.model, self.loaded.device)
+        return self._decoder
+
+    @decoder.setter
+    def decoder(self, value: FastDecoder | None) -> None:
+        self._decoder_pending = False
+        self._decoder = value
+
     def _fast_decoder(self) -> FastDecoder | None:
         """The fused step for this reply: none under an active LoRA adapter (it changes the projections);
         rebuilt when the model's weights were replaced since (e.g. `model.to(dtype)`)."""
-        if self.decoder is None or self.loaded.adapter is not None:
+        if self.loaded.adapter is not None or self.decoder is None:
             return None
         if not self.decoder.matches(self.loaded.model):
             self.decoder = build_fast_decoder(self.loaded.model, self.loaded.device)
         return self.decoder
 
     def invalidate_cache(self) -> None:
-        """Forget the cached conversation (after an adapter switch or a model change)."""
+        """Forget the cached conversation and image features (after an adapter switch or a model change)."""
         self.cache.clear()
+        self.vision_cache.clear()
 
     def count_tokens(
         self,

@@ -169,3 +169,25 @@ def test_off_under_an_adapter_on_request_and_off_cpu(tmp_path):
     chat = plain.chat()
     chat.ask("Hello?", max_new_tokens=4)
     assert sum(_fast_steps(chat)) == 0
+
+
+def test_built_on_first_use_also_after_an_adapter_was_injected():
+    """Loading does not fuse (start-up does not wait for it); the first reply does, on the base weights under
+    any LoRA wrappers injected since (an adapter loaded before the first reply, then switched off)."""
+    from peft import LoraConfig
+    from peft.functional import inject_adapter_in_model
+
+    from assistant.engine import lora
+
+    bot = Assistant.from_profile("tiny-smolvlm")
+    engine = bot.engine
+    assert engine._decoder is None and engine._decoder_pending
+    model = engine.loaded.model
+    inject_adapter_in_model(LoraConfig(r=2, target_modules=["q_proj", "v_proj", "gate_proj"]), model, adapter_name="x")
+    lora.disable(model)
+    chat = bot.chat()
+    chat.ask("Hello?", max_new_tokens=4)
+    assert sum(_fast_steps(chat)) > 0
+    decoder = engine.decoder
+    wrapped = text_decoder(model).layers[0].self_attn.q_proj
+    assert hasattr(wrapped, "base_layer") and wrapped.base_layer.weight.data_ptr() == decoder.layers[0].qkv.data_ptr()

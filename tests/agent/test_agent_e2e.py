@@ -37,6 +37,9 @@ QUESTIONS = [
     "Tell me what my screen shows.",
     "What is on the screen right now?",
 ]
+UNSEEN = "Could you check my screen and tell me about it?"
+"""A wording the training data never has: the model must generalise, and with the same question for every colour
+only the screenshot can make the answers differ."""
 SHOT_TEXT = f"Screenshot (screenshot {WIDTH}x{HEIGHT}+0+0, {WIDTH}x{HEIGHT} pixels); it is image 1 of this chat."
 """What the screenshot tool says about a whole-screen capture of the test display (checked below)."""
 
@@ -125,3 +128,12 @@ def test_trained_tiny_model_takes_a_screenshot_and_answers_from_it(tmp_path, cap
     assert "zoom(" not in first[0]  # only the tools the config offers are described
     assert second[1] == [image.sha256]
     assert "Tool result:\n" + SHOT_TEXT in second[0]
+
+    # Every colour, asked in words it never saw: a model that ignored the screenshot would give one answer.
+    for name, rgb in COLOURS.items():
+        xvfb_display.paint_solid(rgb)
+        code = main(["ask", "--agent", "--yes", "--adapter", "screen-agent", "--profile", "tiny-smolvlm", UNSEEN])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert err.splitlines()[0] == "[step 1] call screenshot {} - needs confirmation"
+        assert out == f"The screen is {name}.\n", (name, out)

@@ -318,6 +318,8 @@ def _prompt_approval(request: Any) -> Any:
 
     # The tool name and arguments come from the model: escape control characters (a terminal would obey them).
     click.echo(printable(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}"), err=True)
+    if request.preview:  # what an action will do on the desktop (where a click lands, the exact text and keys)
+        click.echo(printable(f"  {request.preview}"), err=True)
     choice = click.prompt(
         "allow? [y] once, [a] always, [n] no", type=click.Choice(["y", "a", "n"]), default="n", err=True
     )
@@ -574,7 +576,8 @@ def plugins_new(name: str, directory: Path) -> None:
     """Create a minimal installable plugin package assistant-NAME (a command, an entry point and a test)."""
     from .scaffold import new_plugin
 
-    target = new_plugin(name, directory.expanduser(), taken=set(cli.commands))
+    root = click.get_current_context().find_root().command
+    target = new_plugin(name, directory.expanduser(), taken=set(getattr(root, "commands", cli.commands)))
     click.echo(f"created {target}")
     click.echo(f"next: pip install -e '{target}[test]' && pytest {target}   (then: assistant {name})")
 
@@ -654,11 +657,29 @@ from .batch_cli import batch_command  # noqa: E402 - `assistant batch` (issue 17
 cli.add_command(batch_command)
 
 
-def _add_plugin_commands() -> None:
-    """Let plugins add subcommands; a third-party plugin that raises is recorded, the others still register."""
+def _with_plugin_commands() -> click.Group:
+    """This run's command group: the core `cli` copied (nested groups too), with the plugins' subcommands added.
+
+    The module's `cli` is never changed, so a second `main()` in one process (tests, embedding) starts clean. A
+    third-party plugin that raises is recorded; the others still register.
+    """
     from .plugins import get_plugin_manager
 
-    get_plugin_manager().collect("register_commands", cli=cli)
+    group = _copy_group(cli)
+    get_plugin_manager().collect("register_commands", cli=group)
+    return group
+
+
+def _copy_group(group: click.Group) -> click.Group:
+    """A shallow copy of a click group whose command table (and those of its subgroups) is its own."""
+    import copy
+
+    clone = copy.copy(group)
+    clone.commands = {
+        name: _copy_group(command) if isinstance(command, click.Group) else command
+        for name, command in group.commands.items()
+    }
+    return clone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -678,8 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(line, err=True)
     try:
         use_profile(profile_in_argv(sys.argv[1:] if argv is None else argv))
-        _add_plugin_commands()
-        cli.main(args=argv, prog_name="assistant", standalone_mode=False)
+        _with_plugin_commands().main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as error:
         from .textsafe import printable
 

@@ -90,8 +90,7 @@ class CliResult:
 
 def run_cli(*args: str, input: str = "") -> CliResult:
     """Run `assistant ARGS...` in this process (with `input` on stdin) and capture what it prints."""
-    from .cli import cli, main
-    from .plugins import restore_core_commands
+    from .cli import main
 
     out, err = io.StringIO(), io.StringIO()
     saved_stdin = sys.stdin
@@ -101,7 +100,6 @@ def run_cli(*args: str, input: str = "") -> CliResult:
             code = main(list(args))
     finally:
         sys.stdin = saved_stdin
-        restore_core_commands(cli)
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

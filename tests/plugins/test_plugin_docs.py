@@ -160,14 +160,12 @@ class _EntryPoint:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The recording plugin, installed through the entry-point group as pip would; yields the set of hooks called."""
     import assistant.plugins as plugins_module
-    from assistant.cli import cli
 
     module, called = _recorder()
     monkeypatch.setattr(plugins_module, "entry_points", lambda group: [_EntryPoint("recorder", module)])
     plugins_module.reset_plugin_manager(None)
     yield called
     plugins_module.reset_plugin_manager(None)
-    plugins_module.restore_core_commands(cli)
 
 
 def _cli(*args: str) -> int:

@@ -117,11 +117,15 @@ def test_a_third_party_plugin_can_be_disabled(installed_plugins: Path) -> None:
 
 
 def test_the_plugin_command_runs(installed_plugins: Path, capsys: pytest.CaptureFixture[str], fresh_manager: None) -> None:
-    try:
-        assert main(["hello", "Ada"]) == 0
-        assert capsys.readouterr().out == "Hello, Ada!\n"
-    finally:
-        cli.commands.pop("hello", None)  # main() added it to the process-wide group: leave no trace
+    core = dict(cli.commands)
+    chats = dict(cli.commands["chats"].commands)
+    assert main(["hello", "Ada"]) == 0
+    assert capsys.readouterr().out == "Hello, Ada!\n"
+    assert main(["chats", "--help"]) == 0
+    assert "import" in capsys.readouterr().out  # the finetune plugin's subcommand of a core group
+    # main() ran on its own copy of the command group: the process-wide one is as the core defined it
+    assert cli.commands == core and "hello" not in cli.commands
+    assert cli.commands["chats"].commands == chats and "import" not in chats
 
 
 def test_plugins_list_shows_both(installed_plugins: Path, tmp_path: Path) -> None:
@@ -177,7 +181,6 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
 
     yield add
     reset_plugin_manager(None)
-    plugins_module.restore_core_commands(cli)  # main() added the plugins' commands to the process-wide group
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

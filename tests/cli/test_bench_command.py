@@ -19,7 +19,9 @@ def test_bench_reports_both_sides_and_the_roofline(capsys, tmp_path):
         assert side["decode_tokens_per_s"] > 0 and side["peak_rss_mb"] > 0 and side["load_s"] > 0
     assert ours["prompt_tokens"] == pipe["prompt_tokens"] > 0  # same inputs on both sides
     assert ours["preprocess_s"] > 0
+    assert ours["import_s"] > 0 and ours["load_cpu_s"] > 0 and ours["fuse_s"] is not None
+    assert ours["ttft_cached_image_s"] > 0  # a new chat about the same screenshot (vision cache)
     assert report["memory_bandwidth_gbs"] > 0 and report["roofline_tokens_per_s"] > 0
     assert report["random_weights"] is True
     assert set(report["ratios"]) >= {"decode_ours_over_pipeline", "followup_over_turn1", "decode_ours_over_roofline"}
-    assert "| TTFT follow-up (s)" in out and "roofline" in out
+    assert "| TTFT follow-up (s)" in out and "roofline" in out and "| TTFT same image, new chat" in out

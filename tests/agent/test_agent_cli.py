@@ -98,3 +98,17 @@ def test_step_limit_and_failures_are_reported(capsys, script):
 def test_agent_options_need_agent(capsys, script):
     code, _, err = run(capsys, "--yes", "Hi")
     assert code == 2 and err.strip() == "error: --yes and --max-steps work with --agent; add --agent to let the model use tools"
+
+
+def test_the_terminal_prompt_shows_what_an_action_will_do(capsys, monkeypatch):
+    from assistant.cli import _prompt_approval
+    from assistant.permissions import Answer, ApprovalRequest
+
+    monkeypatch.setattr("sys.stdin", FakeTerminal("n\n"))
+    request = ApprovalRequest(
+        tool="click", description="Click.", arguments={"x": 10, "y": 20}, reason="it acts on your desktop",
+        preview="left click at desktop (650, 20) on monitor 2 in \x1b]52;c;aGk=\x07Terminal",
+    )
+    assert _prompt_approval(request) is Answer.DENY
+    err = capsys.readouterr().err
+    assert "left click at desktop (650, 20) on monitor 2" in err and "\x1b" not in err

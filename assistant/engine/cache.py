@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import hf_private
+
 
 @dataclass
 class CachedTurn:
@@ -60,7 +62,7 @@ class ConversationCache:
         prefix = _common_prefix(turn.token_ids, full, limit=min(cached, len(full) - 1))
         new_ids = tensors["input_ids"][:, prefix:]
         if turn.rope_deltas is not None:  # before the family step: new Qwen images recompute them
-            loaded.model.model.rope_deltas = turn.rope_deltas
+            hf_private.set_rope_deltas(loaded.model, turn.rope_deltas)
         family_inputs = _new_pixel_inputs(loaded, tensors, prefix, new_ids)
         if family_inputs is None:
             return self._fresh(model_inputs, full, "new images need a full prefill for this model family")
@@ -80,7 +82,7 @@ class ConversationCache:
         self, loaded: Any, token_ids: list[int], cache: Any, image_keys: list[str], adapter: str | None
     ) -> None:
         if self.enabled and cache is not None:
-            deltas = getattr(getattr(loaded.model, "model", None), "rope_deltas", None)
+            deltas = hf_private.rope_deltas(loaded.model)
             self.turn = CachedTurn(token_ids, cache, list(image_keys), adapter, rope_deltas=deltas)
 
     def _fresh(self, model_inputs: dict[str, Any], full: list[int], reason: str) -> ReusePlan:
@@ -149,19 +151,13 @@ def _qwen_new_images(loaded: Any, tensors: Any, prefix: int, tokens_before: int)
         images_before += 1
     if seen != tokens_before:
         return None
-    inner = getattr(loaded.model, "model", None)
     try:
-        vision_positions, deltas = inner.get_rope_index(
-            tensors["input_ids"],
-            image_grid_thw=grids,
-            attention_mask=tensors.get("attention_mask"),
-            mm_token_type_ids=tensors.get("mm_token_type_ids"),
-        )
+        vision_positions, deltas = hf_private.rope_index(loaded.model, tensors, grids)
     except (AttributeError, TypeError, ValueError, StopIteration):
         return None
     length = tensors["input_ids"].shape[1]
     text_positions = torch.arange(length, device=vision_positions.device).view(1, 1, -1).expand(1, vision_positions.shape[1], -1)
-    inner.rope_deltas = deltas
+    hf_private.set_rope_deltas(loaded.model, deltas)
     patches_before = sum(int(grid.prod()) for grid in grids[:images_before])
     return prefix, {
         "pixel_values": tensors["pixel_values"][patches_before:],

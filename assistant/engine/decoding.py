@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from . import hf_private
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class FastDecoder:
     matrix_vector: bool
     """bf16: products as torch.mv (faster than linear for one row on CPUs); fp32: linear (transformers' own)."""
     rope_delta_owner: Any = None
-    """Qwen2-VL's model keeps `rope_deltas` (text positions after its 3D image positions) on this object."""
+    """The model, when it keeps Qwen2-VL's `rope_deltas` (text positions after its 3D image positions)."""
 
     def _linear(self, x: Any, weight: Any, bias: Any = None) -> Any:
         import torch
@@ -101,7 +104,7 @@ class FastDecoder:
 
     def rope_offset(self) -> int:
         """How far text positions run ahead of the KV length (Qwen2-VL after images; 0 elsewhere)."""
-        deltas = getattr(self.rope_delta_owner, "rope_deltas", None)
+        deltas = hf_private.rope_deltas(self.rope_delta_owner) if self.rope_delta_owner is not None else None
         return int(deltas.reshape(-1)[0]) if deltas is not None else 0
 
     def step(self, token: Any, position: int, cache: "KVBuffers") -> Any:
@@ -145,13 +148,13 @@ class KVBuffers:
         self.length = int(cache.get_seq_length())
         self.keys: list[Any] = []
         self.values: list[Any] = []
-        for layer in cache.layers:
-            shape = list(layer.keys.shape)
+        for old_keys, old_values in hf_private.cache_tensors(cache):
+            shape = list(old_keys.shape)
             shape[2] = self.length + spare
-            keys = torch.empty(shape, dtype=layer.keys.dtype, device=layer.keys.device)
-            values = torch.empty(shape, dtype=layer.values.dtype, device=layer.values.device)
-            keys[:, :, : self.length] = layer.keys
-            values[:, :, : self.length] = layer.values
+            keys = torch.empty(shape, dtype=old_keys.dtype, device=old_keys.device)
+            values = torch.empty(shape, dtype=old_values.dtype, device=old_values.device)
+            keys[:, :, : self.length] = old_keys
+            values[:, :, : self.length] = old_values
             self.keys.append(keys)
             self.values.append(values)
         self._publish()
@@ -181,9 +184,9 @@ class KVBuffers:
                 store[index] = torch.cat([tensor, extra], dim=2)
 
     def _publish(self) -> None:
-        for layer, keys, values in zip(self.cache.layers, self.keys, self.values):
-            layer.keys = keys[:, :, : self.length]
-            layer.values = values[:, :, : self.length]
+        hf_private.set_cache_tensors(
+            self.cache, [(keys[:, :, : self.length], values[:, :, : self.length]) for keys, values in zip(self.keys, self.values)]
+        )
 
 
 def text_decoder(model: Any) -> Any:
@@ -196,12 +199,20 @@ def text_decoder(model: Any) -> Any:
     return None
 
 
+@lru_cache(maxsize=1)
+def _private_api_problems() -> tuple[str, ...]:
+    return tuple(hf_private.problems())
+
+
 def unsupported_reason(model: Any, device: str) -> str:
     """Why the fast step cannot run this model ('' when it can)."""
     import torch
 
     if device != "cpu":
         return f"the fast decode step is measured and tested on the CPU only (this model runs on {device})"
+    moved = _private_api_problems()
+    if moved:
+        return "; ".join(moved)  # transformers changed what the step relies on: its own loop instead
     decoder = text_decoder(model)
     if decoder is None:
         return "no text decoder with layers found"
@@ -277,7 +288,6 @@ def build_fast_decoder(model: Any, device: str) -> FastDecoder | None:
     heads = int(config.num_attention_heads)
     head_dim = int(_base(attention.q_proj).out_features // heads)
     dtype = _base(attention.q_proj).weight.dtype
-    inner = getattr(model, "model", None)
     return FastDecoder(
         layers=layers,
         embed=decoder.embed_tokens.weight,
@@ -294,7 +304,7 @@ def build_fast_decoder(model: Any, device: str) -> FastDecoder | None:
         eps=float(decoder.layers[0].input_layernorm.variance_epsilon),
         dtype=dtype,
         matrix_vector=dtype == torch.bfloat16,
-        rope_delta_owner=inner if hasattr(inner, "rope_deltas") else None,
+        rope_delta_owner=model if hf_private.has_rope_deltas(model) else None,
     )
 
 
@@ -341,12 +351,11 @@ class FastDecodeLoop:
         **model_kwargs: Any,
     ) -> Any:
         import torch
-        from transformers.generation.utils import GenerateDecoderOnlyOutput
 
         if input_ids.shape[0] != 1:
             raise ValueError("the fast decode loop generates for one sequence at a time")
         self.steps = 0
-        outputs = model._prefill(input_ids, generation_config, model_kwargs)
+        outputs = hf_private.prefill(model, input_ids, generation_config, model_kwargs)
         cache = outputs.past_key_values
         logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32)
         del outputs
@@ -370,5 +379,5 @@ class FastDecodeLoop:
         if self.streamer is not None:
             self.streamer.end()
         if generation_config.return_dict_in_generate:
-            return GenerateDecoderOnlyOutput(sequences=input_ids, past_key_values=cache)
+            return hf_private.decoder_only_output(input_ids, cache)
         return input_ids

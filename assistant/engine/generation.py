@@ -89,9 +89,10 @@ class TextStream:
         """The fused decode loop generating this reply, or None for transformers' own (engine.decoding)."""
         if decoder is not None:
             from .decoding import FastDecodeLoop
+            from .hf_private import CUSTOM_GENERATE
 
             self.fast_loop = FastDecodeLoop(decoder, self._streamer)
-            kwargs["custom_generate"] = self.fast_loop
+            kwargs[CUSTOM_GENERATE] = self.fast_loop
         from .executor import submit
 
         self._done = threading.Event()

@@ -312,8 +312,12 @@ def _fuse(modules: list[Any]) -> Any:
     """One contiguous matrix holding the modules' weights, which become views of it (no second copy)."""
     import torch
 
-    fused = torch.cat([module.weight for module in modules]).contiguous()
+    from .memory import release_file_pages
+
+    old = [module.weight for module in modules]
+    fused = torch.cat(old).contiguous()
     _rebind(modules, fused, "weight")
+    release_file_pages(old)  # mapped bf16 weights: their pages, just read, would stay resident beside the copy
     return fused
 
 

@@ -52,3 +52,52 @@ def trim_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+_MADV_DONTNEED = 4
+"""madvise advice number (Linux): drop these pages from the process; a file mapping reads them again if touched."""
+
+
+def release_file_pages(tensors: list[Any], suffix: str = ".safetensors") -> int:
+    """Drop the resident pages of tensors that live in a memory-mapped weights file and are no longer used.
+
+    transformers maps safetensors files instead of copying them (bf16 on the CPU: the weights are the file's
+    pages). When the fused decode step copies q/k/v and gate/up into one matrix each, the old tensors' pages,
+    just read for the copy, would stay resident next to the copy (~140 MB for SmolVLM-256M in bf16). Only
+    whole pages inside a tensor that lies in a private mapping of a `suffix` file are dropped (the caller no
+    longer uses those tensors: even a page it had changed would only read the file's bytes again); the file
+    stays mapped and unchanged. Returns the bytes released (0 where the weights are not mapped, not on Linux).
+    """
+    madvise = getattr(_libc(), "madvise", None)
+    if madvise is None or not tensors:
+        return 0
+    mappings = _file_mappings(suffix)
+    if not mappings:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    released = 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for tensor in tensors:
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        if not any(low <= start and end <= high for low, high in mappings):
+            continue
+        first, last = -(-start // page) * page, end // page * page
+        if last > first and madvise(first, last - first, _MADV_DONTNEED) == 0:
+            released += last - first
+    return released
+
+
+def _file_mappings(suffix: str) -> list[tuple[int, int]]:
+    """Address ranges of this process's private (copy-on-write) mappings of files whose name ends with `suffix`."""
+    ranges = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].strip().endswith(suffix) and fields[1].endswith("p"):
+                    low, high = fields[0].split("-")
+                    ranges.append((int(low, 16), int(high, 16)))
+    except OSError:
+        return []
+    return ranges

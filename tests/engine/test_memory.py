@@ -45,3 +45,34 @@ def test_mmap_threshold_is_opt_in(monkeypatch):
     assert memory.apply_mmap_threshold() is False
     monkeypatch.setenv("ASSISTANT_MALLOC_MMAP_THRESHOLD", str(32 << 20))  # glibc's own maximum: harmless here
     assert memory.apply_mmap_threshold() is True
+
+
+def _rss_file_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
+def test_release_file_pages_drops_mapped_weights_and_keeps_their_values(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from assistant.engine.memory import release_file_pages
+
+    values = torch.arange(8 * 1024 * 1024, dtype=torch.float32)  # 32 MB
+    save_file({"w": values}, str(tmp_path / "model.safetensors"))
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as weights:
+        mapped = weights.get_tensor("w")
+    assert float(mapped.sum()) == float(values.sum())  # every page read, now resident
+    before = _rss_file_kb()
+    released = release_file_pages([mapped])
+    assert released >= 31 * 1024 * 1024
+    assert before - _rss_file_kb() >= 24 * 1024  # at least 24 MB fewer resident file pages
+    assert torch.equal(mapped, values)  # read again from the file: the same values
+
+    anonymous = values.clone()
+    assert release_file_pages([anonymous]) == 0  # not in a mapped weights file: left alone
+    assert torch.equal(anonymous, values)

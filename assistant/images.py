@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 import re
 import stat
@@ -286,30 +285,3 @@ def image_from_pil(image: Image.Image, source: str) -> LoadedImage:
         width=rgb.width,
         height=rgb.height,
     )
-
-
-def downscale_to_budget(
-    image: Image.Image, max_pixels: int | None = None, longest_edge: int | None = None
-) -> Image.Image:
-    """The image shrunk (aspect ratio kept) to fit both limits; returned unchanged when it already fits."""
-    if max_pixels is not None and max_pixels < 1:
-        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
-    if longest_edge is not None and longest_edge < 1:
-        raise ValueError(f"longest_edge must be positive, got {longest_edge}")
-    width, height = image.size
-    scale = 1.0
-    if max_pixels is not None and width * height > max_pixels:
-        scale = min(scale, math.sqrt(max_pixels / (width * height)))
-    if longest_edge is not None and max(width, height) > longest_edge:
-        scale = min(scale, longest_edge / max(width, height))
-    if scale >= 1.0:
-        return image
-    new_width = max(1, math.floor(width * scale))
-    new_height = max(1, math.floor(height * scale))
-    # Float rounding can leave the product one row/column over the budget: trim the longer side until it fits.
-    while max_pixels is not None and new_width * new_height > max_pixels and max(new_width, new_height) > 1:
-        if new_width >= new_height:
-            new_width -= 1
-        else:
-            new_height -= 1
-    return image.resize((new_width, new_height), Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -227,8 +227,3 @@ def _next_turn_start(messages: Sequence[Message]) -> int | None:
         return None
     return user_turns[1]
 
-
-def describe_model(engine: Any) -> str:
-    info = engine.info
-    noise = " (random weights)" if info.random_weights else ""
-    return f"{info.model}{noise} on {info.device}/{info.dtype}"

@@ -163,12 +163,6 @@ def format_box_qwen25(box: Box, image_size: Size, input_size: Size | None = None
     return _json_line("bbox_2d", values, box.label)
 
 
-def format_point_qwen25(point: Point, image_size: Size, input_size: Size | None = None) -> str:
-    iw, ih = input_size or image_size
-    w, h = image_size
-    return _json_line("point_2d", [round(point.x * iw / w), round(point.y * ih / h)], point.label)
-
-
 def format_box_qwen3(box: Box, image_size: Size) -> str:
     w, h = image_size
     return _json_line("bbox_2d", [_norm(box.x1, w), _norm(box.y1, h), _norm(box.x2, w), _norm(box.y2, h)],

@@ -19,7 +19,6 @@ from assistant.images import (
     MAX_IMAGE_PIXELS,
     LoadedImage,
     decode_image_bytes,
-    downscale_to_budget,
     image_extension,
     image_from_pil,
     load_image_bytes,
@@ -232,49 +231,6 @@ def test_bomb_check_lets_no_warning_escape(tmp_path: Path) -> None:
 def test_load_image_bytes_names_the_source_in_errors() -> None:
     with pytest.raises(AssistantError, match=r"^not an image: clipboard \("):
         load_image_bytes(b"plain text", source="clipboard")
-
-
-# --- downscaling ---------------------------------------------------------------------------------------------------
-
-
-def test_downscale_to_pixel_budget_keeps_aspect_ratio() -> None:
-    image = Image.new("RGB", (4000, 2000))
-    small = downscale_to_budget(image, max_pixels=1_000_000)
-    assert small.width * small.height <= 1_000_000
-    assert small.width * small.height > 990_000
-    assert abs(small.width / small.height - 2.0) < 0.01
-
-
-def test_downscale_to_longest_edge() -> None:
-    image = Image.new("RGB", (1000, 3000))
-    small = downscale_to_budget(image, longest_edge=600)
-    assert small.size == (200, 600)
-
-
-def test_downscale_uses_the_tighter_limit() -> None:
-    image = Image.new("RGB", (2000, 1000))
-    assert downscale_to_budget(image, max_pixels=1_000_000, longest_edge=500).size == (500, 250)
-    assert downscale_to_budget(image, max_pixels=20_000, longest_edge=1500).size == (200, 100)
-
-
-def test_downscale_never_upscales() -> None:
-    image = Image.new("RGB", (300, 200))
-    assert downscale_to_budget(image, max_pixels=10_000_000, longest_edge=5000) is image
-    assert downscale_to_budget(image) is image
-
-
-def test_downscale_extreme_aspect_keeps_one_pixel() -> None:
-    image = Image.new("RGB", (10_000, 2))
-    small = downscale_to_budget(image, max_pixels=1000)
-    assert small.height == 1
-    assert small.width * small.height <= 1000
-
-
-def test_downscale_rejects_nonsense_limits() -> None:
-    with pytest.raises(ValueError):
-        downscale_to_budget(Image.new("RGB", (10, 10)), max_pixels=0)
-    with pytest.raises(ValueError):
-        downscale_to_budget(Image.new("RGB", (10, 10)), longest_edge=-5)
 
 
 def test_images_module_is_pure_data() -> None:

@@ -429,6 +429,17 @@ class Chat:
         self.assistant.store.rename_conversation(self.id, title)
         self.conversation.title = title
 
+    def _unkeep_if_empty(self) -> None:
+        """A new chat that never got a message is deleted (saved again by the next question)."""
+        if not self._new or self.conversation.id is None or self.conversation.messages:
+            return
+        try:
+            self.assistant.store.delete_conversation(self.id)
+        except AssistantError as error:
+            log.warning("could not remove the empty new chat %s: %s", self.id, error)
+            return
+        self.conversation = Conversation(title=self._requested_title, profile=self.assistant.profile.name)
+
     def _unkeep_failed_start(self, reply: "ReplyStream") -> str:
         """After a new chat's first reply failed before any text: delete the chat, write the question down.
 
@@ -477,7 +488,11 @@ class Chat:
             else:
                 loaded.append(image_from_pil(image, "image"))
         # Every image is checked before anything is saved: a bad file leaves the store untouched.
-        return [item if isinstance(item, ImagePart) else self.assistant.store.put_image(item) for item in loaded]
+        try:
+            return [item if isinstance(item, ImagePart) else self.assistant.store.put_image(item) for item in loaded]
+        except AssistantError:
+            self._unkeep_if_empty()  # the images folder is read-only or full: no empty "(untitled)" chat is left
+            raise
 
     def _start_reply(
         self, options: GenerationOptions, extra: dict[str, Any], tools: Sequence[dict] | None = None

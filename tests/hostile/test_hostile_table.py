@@ -161,3 +161,14 @@ def test_hostile_input(capsys, tmp_path, monkeypatch, seeded, case):
         else:
             assert messages == SEEDED
         assert integrity_ok(store_file)
+
+
+def test_an_image_that_cannot_be_saved_leaves_no_empty_chat(capsys, tmp_path):
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), "red").save(image)
+    paths = user_paths().ensure()
+    paths.images_dir.write_text("not a folder")  # as a read-only or broken images folder would: saving fails
+    result = cli(capsys, "ask", "-p", "tiny-smolvlm", "--image", str(image), "what is it?")
+    assert result.code == 2 and "cannot" in result.one_line()
+    with Store.open_default() as store:
+        assert store.list_conversations() == []  # before the fix: an empty "(untitled)" chat

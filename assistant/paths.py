@@ -42,10 +42,14 @@ def make_private_dir(path: Path) -> Path:
 
 def touch_private(path: Path) -> Path:
     """Create an empty file only the user can read (never through a symlink); an existing one keeps its content."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: a FIFO put in the file's place fails at once instead of blocking every start.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if stat.S_IMODE(info.st_mode) & 0o077:
             os.fchmod(fd, PRIVATE_FILE_MODE)
     finally:
         os.close(fd)

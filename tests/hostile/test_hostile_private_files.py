@@ -74,3 +74,10 @@ def test_a_private_install_gives_no_notice(capsys):
     paths_module._checked.clear()  # as on a new start
     result = cli(capsys, "chats", "list")
     assert result.code == 0 and "notice" not in result.err, result.err
+
+
+def test_a_fifo_in_place_of_the_log_does_not_block_a_command(capsys):
+    paths = user_paths().ensure()
+    os.mkfifo(paths.log_file)
+    result = cli_process("chats", "list", timeout=120)  # before: blocked opening the FIFO for writing
+    assert result.code == 0, result.err

@@ -109,4 +109,6 @@ def test_ctrl_c_in_ask_keeps_the_text_as_stopped_and_exits_130():
     with Store.open_default() as store:
         question, reply = store.get_conversation(1).messages
     assert question.text == "tell me"
-    assert reply.status == "stopped" and reply.text and out.decode().startswith(reply.text)
+    printed = out.decode().rstrip("\n")  # what reached the terminal; the stored text may hold a piece more
+    assert reply.status == "stopped" and reply.text
+    assert reply.text.startswith(printed) or printed.startswith(reply.text)

@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: images on disk, a fresh assistant on a tiny profile."""
+"""Small helpers shared by tests: images and PDFs on disk."""
 
 from __future__ import annotations
 
@@ -15,4 +15,16 @@ def make_image(path: Path, size: tuple[int, int] = (320, 240), colour: str = "re
     draw.rectangle([w // 4, h // 4, 3 * w // 4, 3 * h // 4], fill=colour)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
+    return path
+
+
+def make_pdf(path: Path, pages: list[str], size: tuple[int, int] = (300, 200)) -> Path:
+    """A real PDF with one small page per text (12 pt at 20, 40), so it has a text layer to search and rank."""
+    import pymupdf
+
+    document = pymupdf.open()
+    for text in pages:
+        document.new_page(width=size[0], height=size[1]).insert_text((20, 40), text, fontsize=12)
+    document.save(path)
+    document.close()
     return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pymupdf
 import pytest
 from agenthelpers import scripted_assistant
 from PIL import Image, ImageDraw
@@ -13,6 +12,7 @@ from assistant.agent import Agent, ToolCallApproved, ToolResultReady
 from assistant.cli import main
 from assistant.permissions import Permissions, add_to_allow_list, read_allow_list
 from assistant.paths import user_paths
+from tests.helpers import make_pdf
 from xvfb import requires_xvfb
 
 
@@ -22,15 +22,6 @@ def call(name: str, **arguments) -> str:
 
 def results(events) -> list[ToolResultReady]:
     return [event for event in events if isinstance(event, ToolResultReady)]
-
-
-def make_pdf(path, pages):
-    document = pymupdf.open()
-    for text in pages:
-        page = document.new_page(width=300, height=200)
-        page.insert_text((20, 40), text, fontsize=12)
-    document.save(path)
-    return path
 
 
 def test_tools_list_prints_every_tool_with_its_schema_and_policy(capsys):

@@ -7,6 +7,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.store import Store
+from tests.helpers import make_pdf
 from xvfb import requires_xvfb
 
 
@@ -14,15 +15,6 @@ def run(capsys, *args):
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def make_pdf(path, pages):
-    document = pymupdf.open()
-    for text in pages:
-        page = document.new_page(width=300, height=200)
-        page.insert_text((20, 40), text, fontsize=12)
-    document.save(path)
-    return path
 
 
 @pytest.mark.xvfb

@@ -46,3 +46,23 @@ def store() -> Store:
 @pytest.fixture
 def cat_png(tmp_path: Path) -> Path:
     return make_image(tmp_path / "pics" / "cat.png", (64, 48), "orange")
+
+
+@pytest.fixture
+def gated_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After its first piece, generation waits until the reply is cancelled: Esc always lands mid-stream."""
+    import time
+
+    from assistant.engine import generation
+
+    original = generation.TextStream.__iter__
+
+    def gated(self: Any) -> Any:
+        for index, piece in enumerate(original(self)):
+            yield piece
+            if index == 0:
+                deadline = time.monotonic() + 30
+                while not self.cancelled and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+    monkeypatch.setattr(generation.TextStream, "__iter__", gated)

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
-import pytest
-
 from assistant.conversation import Message, TextPart, ToolCallPart, ToolResultPart
-from assistant.engine import generation
 from assistant.tui.widgets.toolstep import ToolStep
 from tests.tui.tuihelpers import SIZE, async_test, type_and_send, wait_for, wait_ready
-
-
-@pytest.fixture
-def gated_generation(monkeypatch):
-    """After its first piece, generation waits until it is cancelled."""
-    original = generation.TextStream.__iter__
-
-    def gated(self):
-        for index, piece in enumerate(original(self)):
-            yield piece
-            if index == 0:
-                deadline = time.monotonic() + 30
-                while not self.cancelled and time.monotonic() < deadline:
-                    time.sleep(0.01)
-
-    monkeypatch.setattr(generation.TextStream, "__iter__", gated)
 
 
 @async_test

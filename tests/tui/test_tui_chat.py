@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from textual import events
 
 from assistant.api import Assistant
-from assistant.engine import generation
 from assistant.tui.widgets.chatlog import AssistantMessage, ReplyActions
 from assistant.tui.widgets.thumbnail import Thumbnail
 from tests.tui.tuihelpers import SIZE, async_test, wait_dialog, notes, type_and_send, wait_for, wait_ready, wait_reply
-
-
-@pytest.fixture
-def gated_generation(monkeypatch):
-    """After its first piece, generation waits until the reply is cancelled: Esc always lands mid-stream."""
-    original = generation.TextStream.__iter__
-
-    def gated(self):
-        for index, piece in enumerate(original(self)):
-            yield piece
-            if index == 0:
-                deadline = time.monotonic() + 30
-                while not self.cancelled and time.monotonic() < deadline:
-                    time.sleep(0.01)
-
-    monkeypatch.setattr(generation.TextStream, "__iter__", gated)
 
 
 @pytest.fixture

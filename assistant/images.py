@@ -1,4 +1,4 @@
-"""Image intake: image files and in-memory images as content-addressed bytes, bomb-checked, downscaled to a budget."""
+"""Image intake: image files and in-memory images as content-addressed bytes, bomb-checked (the engine downscales)."""
 
 from __future__ import annotations
 

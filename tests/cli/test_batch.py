@@ -62,6 +62,7 @@ def test_folder_pdf_and_bad_files_go_to_stdout(tmp_path):
     (folder / "notes.txt").write_text("not an image")  # neither an image nor a PDF: not an input
     (folder / "m-corrupt.png").write_bytes((folder / "a.png").read_bytes()[:120])  # in the middle, by name order
     huge_png(folder / "z-huge.png")
+    (folder / "gone.png").symlink_to(tmp_path / "deleted.png")  # unreadable: its target is gone
     make_pdf(folder / "report.pdf", ["first page", "second page"])
 
     result = batch("--question", "What is shown?", str(folder))
@@ -71,7 +72,7 @@ def test_folder_pdf_and_bad_files_go_to_stdout(tmp_path):
     by_input = {(Path(record["input"]).name, record["page"]): record for record in records}
     assert set(by_input) == {
         ("a.png", None), ("b.jpg", None), ("no-extension", None), ("photo.dat", None),
-        ("m-corrupt.png", None), ("z-huge.png", None), ("report.pdf", 1), ("report.pdf", 2),
+        ("m-corrupt.png", None), ("z-huge.png", None), ("report.pdf", 1), ("report.pdf", 2), ("gone.png", None),
     }
     assert all(
         set(record) >= {"input", "page", "sha256", "question", "answer", "error", "prompt_tokens",
@@ -81,6 +82,7 @@ def test_folder_pdf_and_bad_files_go_to_stdout(tmp_path):
     corrupt, huge = by_input[("m-corrupt.png", None)], by_input[("z-huge.png", None)]
     assert corrupt["answer"] is None and "truncated or corrupt" in corrupt["error"]
     assert huge["answer"] is None and "too large" in huge["error"] and "20000x20000" in huge["error"]
+    assert "cannot read" in by_input[("gone.png", None)]["error"]
     ok = [record for record in records if record["error"] is None]
     assert len(ok) == 6
     for record in ok:
@@ -93,8 +95,8 @@ def test_folder_pdf_and_bad_files_go_to_stdout(tmp_path):
     # identical bytes under another name: the answer is reused, not asked again
     assert by_input[("no-extension", None)]["reused_from"].endswith("a.png")
     assert by_input[("no-extension", None)]["answer"] == by_input[("a.png", None)]["answer"]
-    assert "6 ok, 2 errors, 0 skipped" in result.stderr
-    assert "batch: 8/8" in result.stderr  # plain progress lines: stderr is not a terminal
+    assert "6 ok, 3 errors, 0 skipped" in result.stderr
+    assert "batch: 9/9" in result.stderr  # plain progress lines: stderr is not a terminal
 
 
 def test_output_file_resumes_and_retries_errors(tmp_path):

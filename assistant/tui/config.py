@@ -158,6 +158,45 @@ def _key_list(value: Any) -> str | None:
     return ",".join(keys) if keys else None
 
 
+_MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_NAMED_KEYS = frozenset(
+    {"backspace", "delete", "down", "end", "enter", "escape", "home", "insert", "left", "pagedown", "pageup",
+     "return", "right", "space", "tab", "up"} | {f"f{number}" for number in range(1, 25)}
+)
+_TYPING_SCOPES = (GLOBAL, PROMPT, CHAT_LIST)
+"""Scopes where a plain printable key is also text being typed (the prompt, the chat list's search box)."""
+
+
+def _character_of(name: str) -> str | None:
+    """The character a Textual key name stands for ("a" -> "a", "comma" -> ","), None when it names none."""
+    import unicodedata
+
+    if len(name) == 1:
+        return name
+    for candidate in (name.replace("_", " "), name.replace("_", "-")):
+        try:
+            character = unicodedata.lookup(candidate.upper())
+        except KeyError:
+            continue
+        return character if ord(character) < 0x100 else None  # "comma", "full_stop"; not "banana" (an emoji)
+    return None
+
+
+def key_problem(key: str, scope: str) -> str | None:
+    """Why `key` cannot be bound in `scope` (a name no keyboard sends, or a key that types text there); None if fine."""
+    parts = key.lower().split("+")
+    base, modifiers = parts[-1], parts[:-1]
+    unknown = [modifier for modifier in modifiers if modifier not in _MODIFIERS]
+    if unknown or not base:
+        return f"{key!r} is not a key: {', '.join(unknown) or 'nothing'} is not ctrl, shift, alt or meta"
+    if base not in _NAMED_KEYS and _character_of(base) is None:
+        return f"{key!r} is not a key name (e.g. ctrl+b, f5, escape, enter, a)"
+    typed = base == "space" or (base not in _NAMED_KEYS and (_character_of(base) or "").isprintable())
+    if typed and set(modifiers) <= {"shift"} and scope in _TYPING_SCOPES:
+        return f"{key!r} types text in the prompt or the chat search; bind it with ctrl+ or alt+, or use an F key"
+    return None
+
+
 def parse_tui_config(data: dict[str, Any], source: str = "config.toml") -> TuiConfig:
     """Validate the [keys] and [tui] tables; anything wrong becomes a problem line, never an exception."""
     config = TuiConfig()
@@ -175,6 +214,11 @@ def parse_tui_config(data: dict[str, Any], source: str = "config.toml") -> TuiCo
         parsed = _key_list(value)
         if parsed is None:
             config.problems.append(f"[keys] {binding_id} in {source} must be a key name like \"ctrl+b\"; ignored")
+            continue
+        scope = key_spec(binding_id).scope
+        problems = [problem for problem in (key_problem(key, scope) for key in parsed.split(",")) if problem]
+        if problems:
+            config.problems.append(f"[keys] {binding_id} in {source}: {problems[0]}; the default is kept")
             continue
         config.keys[binding_id] = parsed
     config.problems.extend(f"{clash.describe()} of {source}" for clash in key_clashes(config))

@@ -92,6 +92,7 @@ def timed_imports() -> tuple[float, float]:
 # --- the two sides (each runs in its own process) --------------------------------------------
 
 def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
+    """Our engine; ASSISTANT_BENCH_QUANTIZE=int8 (`--quantize int8`) decodes with int8 weights."""
     from .api import Assistant
     from .engine import executor
     from .engine.inputs import image_kwargs
@@ -101,6 +102,8 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     store = Store(work / "bench.sqlite3", work / "images")
     bot = Assistant.from_profile(profile_name, store=store)
+    if os.environ.get("ASSISTANT_BENCH_QUANTIZE"):
+        bot.profile.model.dtype = os.environ["ASSISTANT_BENCH_QUANTIZE"]  # type: ignore[assignment]
     bot.profile.generation.max_new_tokens = new_tokens
     bot.profile.generation.min_new_tokens = new_tokens
     bot.profile.generation.temperature = 0.0
@@ -248,7 +251,7 @@ def memory_read_bandwidth_gbs(size_mb: int = 1024, repeats: int = 7) -> float:
     return median(speeds)
 
 
-def decode_bytes_per_token(profile_name: str) -> tuple[int, int]:
+def decode_bytes_per_token(profile_name: str, quantize: str | None = None) -> tuple[int, int]:
     """Parameters read per decoded token and their bytes: the decoder layers and the LM head.
 
     The input embedding matrix is not counted: a token reads one row of it (unless it is tied to the head,
@@ -270,13 +273,18 @@ def decode_bytes_per_token(profile_name: str) -> tuple[int, int]:
     params = sum(t.numel() for t in text_model.parameters() if t is not embedding) + head.numel()
     dtype = profile.model.dtype
     width = {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 4)
+    if quantize == "int8":
+        width = 1  # (the per-row scales add 0.2%)
     return params, params * width
 
 
 # --- the report -------------------------------------------------------------------------------
 
-def run_side(side: str, profile: str, runs: int, new_tokens: int, threads: int) -> dict[str, Any]:
+def run_side(side: str, profile: str, runs: int, new_tokens: int, threads: int, quantize: str | None = None) -> dict[str, Any]:
     env = dict(os.environ, ASSISTANT_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env.pop("ASSISTANT_BENCH_QUANTIZE", None)
+    if quantize and side == "ours":
+        env["ASSISTANT_BENCH_QUANTIZE"] = quantize
     command = [sys.executable, "-m", "assistant.bench", side, profile, str(runs), str(new_tokens)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -291,11 +299,12 @@ def benchmark(
     threads: int | None = None,
     include_pipeline: bool = True,
     progress: Any = None,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     threads = threads or os.cpu_count() or 1
     say = progress or (lambda message: None)
     say(f"building / loading {profile} and running our engine ({runs} runs)")
-    ours = run_side("ours", profile, runs, new_tokens, threads)
+    ours = run_side("ours", profile, runs, new_tokens, threads, quantize)
     pipe = None
     if include_pipeline:
         say("running transformers.pipeline on the same model and inputs")
@@ -305,7 +314,7 @@ def benchmark(
 
     torch.set_num_threads(threads)
     bandwidth = memory_read_bandwidth_gbs()
-    params, per_token = decode_bytes_per_token(profile)
+    params, per_token = decode_bytes_per_token(profile, quantize)
     roofline = bandwidth * 1e9 / per_token
     report: dict[str, Any] = {
         "profile": profile,
@@ -318,7 +327,7 @@ def benchmark(
             "torch": torch.__version__,
             "transformers": __import__("transformers").__version__,
         },
-        "settings": {"runs": runs, "new_tokens": new_tokens, "greedy": True, "image": "1920x1080"},
+        "settings": {"runs": runs, "new_tokens": new_tokens, "greedy": True, "image": "1920x1080", "quantize": quantize},
         "ours": ours,
         "pipeline": pipe,
         "memory_bandwidth_gbs": bandwidth,
@@ -375,7 +384,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"profile {report['profile']} (RANDOM WEIGHTS) on {report['machine']['cpu']}, "
         f"{report['machine']['threads']} threads, {report['settings']['runs']} runs, "
-        f"{report['settings']['new_tokens']} new tokens, medians",
+        f"{report['settings']['new_tokens']} new tokens, medians"
+        + (f", ours decoding {report['settings']['quantize']}" if report["settings"].get("quantize") else ""),
         f"| {'metric':<26} | {'ours':>10} | {'pipeline':>10} |",
         f"|{'-' * 28}|{'-' * 12}|{'-' * 12}|",
     ]

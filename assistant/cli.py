@@ -635,11 +635,16 @@ def plugins_list(clear: bool) -> None:
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="Torch threads (default: all cores).")
 @click.option("--pipeline/--no-pipeline", default=True, help="Also measure transformers.pipeline.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
-def bench(profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None) -> None:
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Decode with int8 weights (our side only).")
+def bench(
+    profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None, quantize: str | None
+) -> None:
     """Measure load, preprocessing, first-token latency (turn 1 and follow-up), decode speed and memory."""
     from .bench import benchmark, format_table
 
-    report = benchmark(profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True))
+    report = benchmark(
+        profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True), quantize=quantize
+    )
     click.echo(format_table(report))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -28,7 +28,8 @@ class ModelSettings:
     revision: str = "main"
     local_build: str = ""
     """Name of a model built locally (tiny-smolvlm, tiny-qwen2vl, bench-smolvlm-256m) instead of `id`."""
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
+    """int8: weights load as `auto`, decoding runs int8 weight-only on the CPU (engine/int8.py)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     trust_remote_code: bool = False

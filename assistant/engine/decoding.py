@@ -74,6 +74,10 @@ class FastDecoder:
         import torch
         import torch.nn.functional as F
 
+        if hasattr(weight, "scales"):  # an int8 matrix (engine/int8.py, `dtype = "int8"`)
+            from .int8 import matmul
+
+            return matmul(x, weight, bias)
         if not self.matrix_vector:
             return F.linear(x, weight, bias)
         flat = x.reshape(-1)

@@ -59,7 +59,7 @@ class Engine:
             profile=loaded.profile.name,
             model=loaded.profile.model_label if loaded.profile.model.local_build else loaded.source,
             device=loaded.device,
-            dtype=str(loaded.dtype).replace("torch.", ""),
+            dtype=("int8/" if loaded.profile.model.dtype == "int8" else "") + str(loaded.dtype).replace("torch.", ""),
             adapter=loaded.adapter,
             context_limit=loaded.context_limit,
             random_weights=loaded.profile.model.random_weights,
@@ -187,8 +187,17 @@ class Engine:
         supported, or the profile turned it off)."""
         if self._decoder_pending:
             self._decoder_pending = False
-            self._decoder = executor.run(build_fast_decoder, self.loaded.model, self.loaded.device)
+            self._decoder = executor.run(self._build_decoder)
         return self._decoder
+
+    def _build_decoder(self) -> FastDecoder | None:
+        """The fused step; with `dtype = "int8"` its matrices quantized (engine/int8.py)."""
+        decoder = build_fast_decoder(self.loaded.model, self.loaded.device)
+        if decoder is not None and self.loaded.profile.model.dtype == "int8":
+            from .int8 import quantize_decoder
+
+            decoder = quantize_decoder(decoder)
+        return decoder
 
     @decoder.setter
     def decoder(self, value: FastDecoder | None) -> None:
@@ -201,7 +210,7 @@ class Engine:
         if self.loaded.adapter is not None or self.decoder is None:
             return None
         if not self.decoder.matches(self.loaded.model):
-            self.decoder = build_fast_decoder(self.loaded.model, self.loaded.device)
+            self.decoder = self._build_decoder()
         return self.decoder
 
     def invalidate_cache(self) -> None:

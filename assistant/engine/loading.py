@@ -83,7 +83,7 @@ def resolve_dtype(setting: str, device: str) -> Any:
     """
     import torch
 
-    if setting != "auto":
+    if setting not in ("auto", "int8"):  # int8: the weights load as `auto`, the decode step quantizes (engine/int8.py)
         return getattr(torch, setting)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

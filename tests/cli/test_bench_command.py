@@ -25,3 +25,14 @@ def test_bench_reports_both_sides_and_the_roofline(capsys, tmp_path):
     assert report["random_weights"] is True
     assert set(report["ratios"]) >= {"decode_ours_over_pipeline", "followup_over_turn1", "decode_ours_over_roofline"}
     assert "| TTFT follow-up (s)" in out and "roofline" in out and "| TTFT same image, new chat" in out
+
+
+def test_bench_quantize_int8_decodes_our_side_with_int8(capsys, tmp_path):
+    out_file = tmp_path / "bench.json"
+    code = main(["bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4", "--no-pipeline",
+                 "--quantize", "int8", "--json", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out_file.read_text())
+    assert report["settings"]["quantize"] == "int8" and report["ours"]["decode_tokens_per_s"] > 0
+    assert report["pipeline"] is None and "ours decoding int8" in out

@@ -237,86 +237,109 @@ def prepare_document(
         raise AssistantError(f"{path} not found; check the path")
     if path.is_dir():
         raise AssistantError(f"{path} is a folder; give a document file such as report.pdf")
-    name = path.name
-    budget = max(1, settings.page_budget)
     asked = pages is not None and bool(pages.strip())
     terms = [word for _stem, word in query_terms(question)]
-
-    def request(page: int) -> PageRequest:
-        return PageRequest(path=path, page=page, dpi=settings.dpi, password=password)
-
-    texts: dict[int, str] = {}
-    first_image: RenderedPage | None = None
     if index is None and not asked and terms:
         # Ranking may be needed: read (or reuse) the whole text layer in one go.
         index = load_index(manager, path, password, progress)
-    if index is not None:
-        page_count = index.page_count
-    else:
-        first_text = _page_text(manager, request(1))
-        if first_text is not None:
-            page_count = first_text.page_count
-            texts[1] = first_text.text
-        else:
-            first_image = _render(manager, request(1))
-            if first_image is None:
-                raise _no_plugin(path)
-            page_count = first_image.page_count
-    if page_count < 1:
-        raise AssistantError(f"{name} has no pages; check that it is the right file")
+    opened = _OpenedDocument(manager, path, settings, password, index)
+    chosen, reason, ranking = _choose_pages(opened, question, pages if asked else None, terms, settings.page_budget)
+    context = DocumentContext(path=path, page_count=opened.page_count, pages=chosen, reason=reason, ranking=ranking)
+    imaged_for_lack_of_text = _gather_parts(opened, context, settings.pdf_mode)
+    context.assemble()
+    if imaged_for_lack_of_text:
+        context.reason += f"; {_pages_label(imaged_for_lack_of_text)} sent as images (no text layer)"
+    return context
 
-    ranking: Ranking = []
-    if asked:
-        assert pages is not None
+
+class _OpenedDocument:
+    """A document being prepared: its page count, and each page's text and image asked of the plugins once."""
+
+    def __init__(
+        self, manager: Any, path: Path, settings: DocumentSettings, password: str | None, index: TextIndex | None
+    ) -> None:
+        self.manager, self.path, self.name = manager, path, path.name
+        self.settings, self.password, self.index = settings, password, index
+        self.texts: dict[int, str] = {}
+        self.first_image: RenderedPage | None = None
+        if index is not None:
+            self.page_count = index.page_count
+        else:
+            first_text = _page_text(manager, self.request(1))
+            if first_text is not None:
+                self.page_count = first_text.page_count
+                self.texts[1] = first_text.text
+            else:
+                self.first_image = _render(manager, self.request(1))
+                if self.first_image is None:
+                    raise _no_plugin(path)
+                self.page_count = self.first_image.page_count
+        if self.page_count < 1:
+            raise AssistantError(f"{self.name} has no pages; check that it is the right file")
+
+    def request(self, page: int) -> PageRequest:
+        return PageRequest(path=self.path, page=page, dpi=self.settings.dpi, password=self.password)
+
+    def text(self, page: int) -> str:
+        if self.index is not None:
+            self.texts[page] = self.index.text(page)
+        elif page not in self.texts:
+            found = _page_text(self.manager, self.request(page))
+            self.texts[page] = found.text if found is not None else ""
+        return self.texts[page]
+
+    def image(self, page: int) -> RenderedPage | None:
+        if page == 1 and self.first_image is not None:
+            return self.first_image
+        return _render(self.manager, self.request(page))
+
+
+def _choose_pages(
+    document: _OpenedDocument, question: str, pages: str | None, terms: list[str], page_budget: int
+) -> tuple[list[int], str, Ranking]:
+    """The pages to send and why: as asked, all of them, the first ones, or the most relevant by the text layer."""
+    name, page_count, index = document.name, document.page_count, document.index
+    budget = max(1, page_budget)
+    if pages is not None:
         chosen = parse_page_spec(pages, page_count, name)
         if len(chosen) > MAX_PAGES_PER_QUESTION:
             raise AssistantError(
                 f"pages {pages.strip()} are {len(chosen)} pages; at most {MAX_PAGES_PER_QUESTION} can go with one "
                 f"question: ask for fewer, e.g. --pages 1-{MAX_PAGES_PER_QUESTION}"
             )
-        reason = f"{_pages_label(chosen)} as asked"
-    elif page_count <= budget:
-        chosen = list(range(1, page_count + 1))
-        reason = "the only page" if page_count == 1 else f"all {page_count} pages"
-    elif not terms or index is None:
+        return chosen, f"{_pages_label(chosen)} as asked", []
+    if page_count <= budget:
+        return list(range(1, page_count + 1)), "the only page" if page_count == 1 else f"all {page_count} pages", []
+    if not terms or index is None:
         chosen = list(range(1, budget + 1))
         if terms:  # no plugin reads this document's text: nothing to rank by
-            reason = f"{_pages_label(chosen)}, the first {budget} of {page_count}: {name} has no text layer to rank pages by"
-        else:
-            reason = f"{_pages_label(chosen)}, the first {budget} of {page_count} (name pages to choose others)"
-    else:
-        chosen, reason, ranking = _choose_by_relevance(index, question, terms, budget, name)
+            return chosen, f"{_pages_label(chosen)}, the first {budget} of {page_count}: {name} has no text layer to rank pages by", []
+        return chosen, f"{_pages_label(chosen)}, the first {budget} of {page_count} (name pages to choose others)", []
+    return _choose_by_relevance(index, question, terms, budget, name)
 
-    context = DocumentContext(path=path, page_count=page_count, pages=chosen, reason=reason, ranking=ranking)
-    want_images = settings.pdf_mode in ("image", "both")
-    want_text = settings.pdf_mode in ("text", "both")
+
+def _gather_parts(document: _OpenedDocument, context: DocumentContext, pdf_mode: str) -> list[int]:
+    """Each chosen page's text and/or image into `context.parts`; returns the pages imaged for lack of text."""
+    want_images = pdf_mode in ("image", "both")
+    want_text = pdf_mode in ("text", "both")
     imaged_for_lack_of_text: list[int] = []
-    for page in chosen:
-        part = PagePart(page=page, source=f"{name} p.{page}")
+    for page in context.pages:
+        part = PagePart(page=page, source=f"{document.name} p.{page}")
         if want_text:
-            if index is not None:
-                texts[page] = index.text(page)
-            elif page not in texts:
-                found = _page_text(manager, request(page))
-                texts[page] = found.text if found is not None else ""
-            part.text = texts[page].strip()
+            part.text = document.text(page).strip()
         if want_images or not part.text:
-            if page == 1 and first_image is not None:
-                rendered: RenderedPage | None = first_image
-            else:
-                rendered = _render(manager, request(page))
+            rendered = document.image(page)
             if rendered is None:
                 if not part.text:
-                    raise AssistantError(f"cannot render page {page} of {name}: no plugin renders this kind of document")
+                    raise AssistantError(
+                        f"cannot render page {page} of {document.name}: no plugin renders this kind of document"
+                    )
             else:
                 part.image = rendered.image
                 if not want_images:
                     imaged_for_lack_of_text.append(page)
         context.parts.append(part)
-    context.assemble()
-    if imaged_for_lack_of_text:
-        context.reason += f"; {_pages_label(imaged_for_lack_of_text)} sent as images (no text layer)"
-    return context
+    return imaged_for_lack_of_text
 
 
 # --- fitting the pages into the model's context -----------------------------------------------

@@ -71,6 +71,45 @@ def _open_assistant(profile: str | None, model: str | None, adapter: str | None 
 
 # --- ask --------------------------------------------------------------------------------------
 
+def _check_ask_options(
+    pdf: str | None, pages: str | None, password: str | None, agent_mode: bool, yes: bool, max_steps: int | None,
+    as_json: bool, json_stream: bool, system: str | None, temperature: float | None, top_p: float | None,
+    seed: int | None, continue_last: bool, chat_ref: str | None, images: tuple[str, ...],
+) -> None:
+    """Options of `ask` that do not go together: one line saying which, before anything is loaded."""
+    if (pages or password) and not pdf:
+        raise AssistantError("--pages and --password need --pdf FILE")
+    if (yes or max_steps is not None) and not agent_mode:
+        raise AssistantError("--yes and --max-steps work with --agent; add --agent to let the model use tools")
+    if as_json and json_stream:
+        raise AssistantError("use either --json (one object at the end) or --json-stream (lines as text arrives)")
+    if agent_mode and (as_json or json_stream or system or temperature is not None or top_p is not None or seed is not None):
+        raise AssistantError("--json, --json-stream, --system, --temperature, --top-p and --seed do not work with --agent yet")
+    if continue_last and chat_ref not in (None, "last"):
+        raise AssistantError("use either -c (the most recent chat) or --chat ID")
+    if images.count("-") > 1:
+        raise AssistantError("--image - reads one image from stdin; pass it once")
+
+
+def _ask_document(
+    bot: Any, pdf: Path, question: str, text: str, pages: str | None, password: str | None,
+    attachments: list[Any], max_tokens: int | None, system: str | None,
+) -> Any:
+    """The document's pages for the question, fitted to the model's context; asks for a password on a terminal."""
+    from .documents import DocumentPasswordError, fit_to_model, prepare_document, terminal_progress
+
+    def prepare(password: str | None) -> Any:
+        return prepare_document(bot.plugins, pdf, question, pages, bot.profile.documents, password=password,
+                                progress=terminal_progress(pdf.name))
+
+    try:
+        document = prepare(password)
+    except DocumentPasswordError:
+        if not sys.stdin.isatty():
+            raise
+        document = prepare(click.prompt(f"password for {pdf.name}", hide_input=True, err=True))
+    return fit_to_model(bot, document, text, attachments, max_tokens, system)  # pages that fit the context
+
 @cli.command()
 @click.argument("question", required=False, default="")
 @click.option("--profile", "-p", default=None, help="Profile name or .toml path.")
@@ -132,18 +171,11 @@ def ask(
     """
     from .images import image_from_pil, load_image_file
 
-    if (pages or password) and not pdf:
-        raise AssistantError("--pages and --password need --pdf FILE")
-    if (yes or max_steps is not None) and not agent_mode:
-        raise AssistantError("--yes and --max-steps work with --agent; add --agent to let the model use tools")
-    if as_json and json_stream:
-        raise AssistantError("use either --json (one object at the end) or --json-stream (lines as text arrives)")
-    if agent_mode and (as_json or json_stream or system or temperature is not None or top_p is not None or seed is not None):
-        raise AssistantError("--json, --json-stream, --system, --temperature, --top-p and --seed do not work with --agent yet")
-    if continue_last and chat_ref not in (None, "last"):
-        raise AssistantError("use either -c (the most recent chat) or --chat ID")
-    if images.count("-") > 1:
-        raise AssistantError("--image - reads one image from stdin; pass it once")
+    _check_ask_options(
+        pdf=pdf, pages=pages, password=password, agent_mode=agent_mode, yes=yes, max_steps=max_steps, as_json=as_json,
+        json_stream=json_stream, system=system, temperature=temperature, top_p=top_p, seed=seed,
+        continue_last=continue_last, chat_ref=chat_ref, images=images,
+    )
     piped = "" if "-" in images else _piped_text()
     text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped
     if not text.strip():
@@ -161,22 +193,7 @@ def ask(
             raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
         attachments.append(image_from_pil(shot.image, shot.source))
     if pdf:
-        from .documents import DocumentPasswordError, fit_to_model, prepare_document, terminal_progress
-
-        try:
-            document = prepare_document(
-                bot.plugins, Path(pdf), title or text, pages, bot.profile.documents, password=password,
-                progress=terminal_progress(Path(pdf).name),
-            )
-        except DocumentPasswordError:
-            if not sys.stdin.isatty():
-                raise
-            password = click.prompt(f"password for {Path(pdf).name}", hide_input=True, err=True)
-            document = prepare_document(
-                bot.plugins, Path(pdf), title or text, pages, bot.profile.documents, password=password,
-                progress=terminal_progress(Path(pdf).name),
-            )
-        document = fit_to_model(bot, document, text, attachments, max_tokens, system)  # pages that fit the context
+        document = _ask_document(bot, Path(pdf), title or text, text, pages, password, attachments, max_tokens, system)
         attachments.extend(image_from_pil(image, source) for image, source in document.images)
         context_text = document.text
         extra["pages"] = document.pages

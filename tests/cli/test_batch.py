@@ -237,13 +237,14 @@ def test_save_keeps_answers_as_chats(tmp_path):
     assert answer.text == record["answer"]
 
 
-def test_ctrl_c_keeps_finished_lines_and_the_next_run_resumes(tmp_path):
+@pytest.mark.parametrize("batch_size", ["1", "4"])
+def test_ctrl_c_keeps_finished_lines_and_the_next_run_resumes(tmp_path, batch_size):
     folder = tmp_path / "many"
     for index in range(30):
         make_image(folder / f"{index:02d}.png", size=(160 + index, 120), colour=COLOURS[index % len(COLOURS)])
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "assistant", "batch", "--profile", "tiny-smolvlm", "--max-tokens", "24",
-               "-q", "What is this?", "-o", str(out), str(folder)]
+               "--batch-size", batch_size, "-q", "What is this?", "-o", str(out), str(folder)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:

@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from agenthelpers import echo_tool, image_tool, scripted_assistant
+from textual import events
 from textual.app import App, ComposeResult
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from assistant.agent import stored_steps
 from assistant.hooktypes import Tool, ToolResult
@@ -75,7 +76,7 @@ async def test_dialog_answers_only_through_keys_and_shows_arguments_as_plain_tex
         def on_mount(self) -> None:
             self.push_screen(ToolApprovalDialog(request), answers.append)
 
-    for key, expected in (("a", Answer.ALWAYS), ("y", Answer.ONCE), ("escape", Answer.DENY), ("n", Answer.DENY)):
+    for key, expected in (("ctrl+a", Answer.ALWAYS), ("y", Answer.ONCE), ("escape", Answer.DENY), ("n", Answer.DENY)):
         app = DialogHost()
         async with app.run_test() as pilot:
             await pilot.pause()
@@ -83,9 +84,74 @@ async def test_dialog_answers_only_through_keys_and_shows_arguments_as_plain_tex
             assert isinstance(dialog, ToolApprovalDialog) and app.focused.id == "deny"
             shown = str(dialog.query_one("#arguments", Static).render())
             assert "[b]approve[/b] Answer.ALWAYS" in shown  # markup is not interpreted
+            await wait_for(pilot, lambda: dialog.armed, "the dialog to arm")
+            await pilot.press("a")  # a letter of running text is not "always"
+            await pilot.pause()
+            assert app.screen is dialog
             await pilot.press(key)
             await pilot.pause()
         assert answers[-1] is expected
+
+
+@run_async
+async def test_the_dialog_takes_no_key_and_no_click_while_it_arms():
+    request = ApprovalRequest("screenshot", "Capture.", {}, "it captures your screen")
+    answers = []
+
+    class DialogHost(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ToolApprovalDialog(request, arm_delay_s=3600), answers.append)
+
+    app = DialogHost()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ToolApprovalDialog) and not dialog.armed
+        assert dialog.has_class("arming")
+        assert "in a moment" in str(dialog.query_one("#arming", Static).render())  # it shows that it is arming
+        await pilot.press("y", "a", "ctrl+a", "n", "escape", "enter", "space", "tab", "enter")
+        await pilot.click("#always")
+        await pilot.click("#once")
+        await pilot.pause()
+        assert app.screen is dialog and answers == []
+        assert dialog.dropped_keys == 9
+
+
+class PromptHost(Host):
+    """The host with a prompt that has the focus, as in the app: the user types while the agent asks."""
+
+    def compose(self) -> ComposeResult:
+        yield ChatLog()
+        yield Input(id="prompt")
+
+
+@run_async
+async def test_keys_typed_as_the_dialog_opens_grant_nothing_and_ctrl_a_works_once_armed():
+    ran = []
+    tool = Tool("paint", "Paint.", {"type": "object", "properties": {}}, lambda: ran.append(1) or ToolResult("x"), side_effects=True)
+    bot, _ = scripted_assistant([CALL.format(name="paint", arguments="{}"), "ok"], [tool])
+    app = PromptHost(bot, bot.chat())
+    async with app.run_test() as pilot:
+        app.query_one("#prompt", Input).focus()
+        await pilot.pause()
+        # typed ahead: made before the dialog exists, delivered after it armed (a busy app reads them late)
+        typed_ahead = [events.Key(key, char) for key, char in
+                       (("a", "a"), ("space", " "), ("y", "y"), ("ctrl+a", None), ("enter", "\r"), ("n", "n"))]
+        await app.ask("Paint.")
+        await pilot.press(*"a cat")  # the user goes on typing "a cat" while the agent asks
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalDialog), "the confirmation dialog")
+        dialog = app.screen
+        await pilot.press("y", "ctrl+a")  # during the arming delay (or, on a slow machine, just before it)
+        await wait_for(pilot, lambda: dialog.armed, "the dialog to arm")
+        for event in typed_ahead:
+            app.post_message(event)
+        await pilot.pause(0.2)
+        assert app.screen is dialog and ran == [] and app.view.finished is None
+        assert read_allow_list(user_paths().config_file) == []
+        await pilot.press("ctrl+a")  # the deliberate key, after the dialog armed
+        await wait_for(pilot, lambda: app.view.finished is not None, "the end of the run")
+    assert ran == [1]
+    assert read_allow_list(user_paths().config_file) == ["paint"]
 
 
 @run_async
@@ -100,6 +166,7 @@ async def test_a_run_asks_then_draws_each_step_and_the_answer():
         await wait_for(pilot, lambda: chat_screen.query(ToolStep), "the step")
         step = chat_screen.query_one(ToolStep)
         assert step.status == "needs confirmation" and not step.collapsed
+        await wait_for(pilot, lambda: app.screen.armed, "the dialog to arm")
         await pilot.press("y")
         await wait_for(pilot, lambda: app.view.finished is not None, "the end of the run")
         await pilot.pause()
@@ -119,7 +186,8 @@ async def test_always_allow_from_the_dialog_is_remembered():
     async with app.run_test() as pilot:
         await app.ask("Paint.")
         await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalDialog), "the confirmation dialog")
-        await pilot.press("a")
+        await wait_for(pilot, lambda: app.screen.armed, "the dialog to arm")
+        await pilot.press("ctrl+a")
         await wait_for(pilot, lambda: app.view.finished is not None, "the end of the run")
     assert read_allow_list(user_paths().config_file) == ["paint"]
 

@@ -552,7 +552,7 @@ class Agent:
             return
         preview = (
             tool_preview(tool, call.arguments, ToolContext(self.chat, self._stop))
-            if needs and not self.permissions.pre_approved
+            if needs and not self.permissions.pre_approves(tool.name)
             else ""
         )
         decision = self.permissions.check(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +72,37 @@ def _open_assistant(profile: str | None, model: str | None, adapter: str | None 
 
 # --- ask --------------------------------------------------------------------------------------
 
+_TOOL_LIST = re.compile(r"[\w.-]+(,\s*[\w.-]+)*,?")
+
+
+def _split_yes(yes: str | None, question: str) -> tuple[str | None, str]:
+    """`--yes` takes an optional TOOL[,TOOL] list. What follows a plain `--yes` and cannot be a tool list
+    (`--yes "what is on my screen?"`, as written before the list existed) is the question."""
+    if not yes or _TOOL_LIST.fullmatch(yes.strip()):
+        return yes, question
+    if question:
+        raise AssistantError(f"--yes takes tool names, e.g. --yes screenshot,zoom; {yes!r} is not a list of them")
+    return "", yes
+
+
+def _yes_scope(yes: str | None, question: str, tools: Any) -> frozenset[str]:
+    """What `--yes` pre-approves: the tools it lists, or (plain --yes) the tools the user's question names."""
+    from .permissions import question_tools
+
+    if yes is None:
+        return frozenset()
+    if yes == "":
+        return question_tools(question, tools)
+    names = [name.strip() for name in yes.split(",") if name.strip()]
+    unknown = [name for name in names if name not in tools]
+    if unknown:
+        raise AssistantError(
+            f"--yes names {', '.join(repr(name) for name in unknown)}, which the agent does not have; the tools are: "
+            f"{', '.join(sorted(tools)) or 'none'} (a one-word question goes before --yes)"
+        )
+    return frozenset(names)
+
+
 def _check_ask_options(
     pdf: str | None, pages: str | None, password: str | None, agent_mode: bool, yes: bool, max_steps: int | None,
     as_json: bool, json_stream: bool, system: str | None, temperature: float | None, top_p: float | None,
@@ -133,7 +165,8 @@ def _ask_document(
 @click.option("--json-stream", "json_stream", is_flag=True, help="Print JSON lines as the text arrives, then the --json object.")
 @click.option("--stats/--no-stats", default=True, help="Print timings on stderr after the reply.")
 @click.option("--agent", "agent_mode", is_flag=True, help="Let the model call tools (screenshot, PDF pages, ...) on its own.")
-@click.option("--yes", "-y", "yes", is_flag=True, help="With --agent: pre-approve tool calls that need confirmation.")
+@click.option("--yes", "-y", "yes", is_flag=False, flag_value="", default=None, metavar="[TOOL,...]",
+              help="With --agent: pre-approve the calls of these tools (default: the tools your question names).")
 @click.option("--max-steps", type=click.IntRange(0, 100), default=None, help="With --agent: most tool steps (default 6).")
 def ask(
     question: str,
@@ -158,7 +191,7 @@ def ask(
     json_stream: bool,
     stats: bool,
     agent_mode: bool,
-    yes: bool,
+    yes: str | None,
     max_steps: int | None,
 ) -> None:
     """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout.
@@ -171,9 +204,10 @@ def ask(
     """
     from .images import image_from_pil, load_image_file
 
+    yes, question = _split_yes(yes, question)
     _check_ask_options(
-        pdf=pdf, pages=pages, password=password, agent_mode=agent_mode, yes=yes, max_steps=max_steps, as_json=as_json,
-        json_stream=json_stream, system=system, temperature=temperature, top_p=top_p, seed=seed,
+        pdf=pdf, pages=pages, password=password, agent_mode=agent_mode, yes=yes is not None, max_steps=max_steps,
+        as_json=as_json, json_stream=json_stream, system=system, temperature=temperature, top_p=top_p, seed=seed,
         continue_last=continue_last, chat_ref=chat_ref, images=images,
     )
     piped = "" if "-" in images else _piped_text()
@@ -201,7 +235,7 @@ def ask(
         extra["attached"] = [Path(pdf).name]  # the chat's title names the file, never its page text
     chat = _chat_to_use(bot, chat_ref, continue_last)
     if agent_mode:
-        _ask_agent(chat, text, attachments, context_text, extra, max_tokens, yes, max_steps, stats)
+        _ask_agent(chat, text, attachments, context_text, extra, max_tokens, yes, max_steps, stats, typed=question)
         return
     stream = chat.stream(
         text,
@@ -350,17 +384,25 @@ def _ask_agent(
     context_text: str,
     extra: dict[str, Any],
     max_tokens: int | None,
-    yes: bool,
+    yes: str | None,
     max_steps: int | None,
     stats: bool,
+    typed: str = "",
 ) -> None:
-    """`ask --agent`: run the loop, print each step on stderr and the answer on stdout."""
+    """`ask --agent`: run the loop, print each step on stderr and the answer on stdout.
+
+    `yes`: None (no --yes), "" (plain --yes: the tools named in `typed`, the question on the command line, never
+    piped text or a document) or a comma-separated list of tools."""
     from .agent import DEFAULT_MAX_STEPS, Agent, Finished, describe_event, run_in_background
     from .textsafe import printable
     from .permissions import Permissions
 
     steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
-    agent = Agent(chat, Permissions(pre_approved=yes), max_steps=steps, max_new_tokens=max_tokens)
+    agent = Agent(chat, Permissions(), max_steps=steps, max_new_tokens=max_tokens)
+    agent.permissions.pre_approved = _yes_scope(yes, typed, agent.tools)
+    if yes == "" and not agent.permissions.pre_approved:
+        click.echo("--yes: your question names no tool, so every call that needs confirmation is asked; "
+                   "name them: --yes TOOL[,TOOL]", err=True)
     ask_user = _prompt_approval if sys.stdin is not None and sys.stdin.isatty() else None
     finished: Any = None
     events = run_in_background(agent, lambda: agent.run(question, attachments, context_text, extra), ask_user)

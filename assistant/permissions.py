@@ -3,7 +3,9 @@
 Tools with side effects, every screenshot, and a file-reading tool asked for a path the user did not attach or
 name in the chat (`path_reason`) need the user's confirmation. Approval comes from exactly three
 places, all under the user's control and none reachable from model output or tool results:
-- `pre_approved` (the CLI's `--yes`), set by the surface when it builds the policy;
+- `pre_approved` (the CLI's `--yes`), set by the surface when it builds the policy: for `ask --agent` a set of
+  tool names (`--yes TOOL,TOOL`, or by default the tools the user's own question names: `question_tools`), so a
+  call that a prompt injection asks for, of any other tool, is still asked;
 - the allow-list `always_allow` in the [agent] table of the user config file, which only `remember()` writes,
   and only the policy calls it, after the approver answered `Answer.ALWAYS`;
 - the approver: a callback the surface supplies (a CLI prompt, a TUI dialog). It must return an `Answer`
@@ -24,9 +26,10 @@ import re
 import tempfile
 import threading
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import AbstractSet, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import AssistantError
 
@@ -88,9 +91,33 @@ class Decision:
             "approved": "approved",
             "approved-always": "approved, always allowed from now on",
             "denied": "denied",
-            "no-approver": "denied: confirmation needed but nobody can answer (pass --yes to pre-approve)",
+            "no-approver": "denied: confirmation needed but nobody can answer",
         }.get(self.how, self.how)
+        if self.how == "no-approver":
+            return f"{text} ({self.note or 'pass --yes to pre-approve'})"
         return f"{text} ({self.note})" if self.note else text
+
+
+QUESTION_WORDS: Mapping[str, tuple[str, ...]] = {"screenshot": ("screen", "display")}
+"""Words besides its own name that show the user's question asks for a tool ("what is on my screen?")."""
+
+
+def _word_pattern(name: str) -> str:
+    parts = [re.escape(part) for part in re.split(r"[_\s-]+", name) if part]
+    return r"(?<!\w)" + r"[\s_-]*".join(parts) + r"(?:s|es|d|ed|ing)?(?!\w)"
+
+
+def question_tools(question: str, tool_names: Iterable[str]) -> frozenset[str]:
+    """The tools the user's own question names: each tool's name as a word (`zoom`, `type text`, `clicks`), or a
+    word of QUESTION_WORDS (`screen` for `screenshot`). What plain `--yes` pre-approves; only the question typed
+    by the user counts, never a document's text, a tool result or what the model wrote."""
+    text = unicodedata.normalize("NFKC", question)
+    found = set()
+    for name in tool_names:
+        words = (name, *QUESTION_WORDS.get(name, ()))
+        if any(re.search(_word_pattern(word), text, re.IGNORECASE) for word in words):
+            found.add(name)
+    return frozenset(found)
 
 
 def confirmation_reason(name: str, side_effects: bool) -> str | None:
@@ -107,7 +134,9 @@ class Permissions:
     """The confirmation policy of one agent run. Build it in the surface; hand the agent the object."""
 
     approver: Approver | None = None
-    pre_approved: bool = False
+    pre_approved: bool | AbstractSet[str] = False
+    """`--yes`: True pre-approves every call (`tools run NAME --yes`, where the user named the one tool); a set of
+    tool names pre-approves the calls of those tools only (`ask --agent --yes [TOOL,...]`)."""
     config_file: Path | None = None
     """The user config file holding [agent] always_allow (default: user_paths().config_file)."""
     _allowed: set[str] | None = field(default=None, repr=False)
@@ -127,6 +156,12 @@ class Permissions:
             if self._allowed is None:
                 self._allowed = set(read_allow_list(self._file()))
             return frozenset(self._allowed)
+
+    def pre_approves(self, name: str) -> bool:
+        """True when `--yes` covers calls of this tool."""
+        if isinstance(self.pre_approved, bool):
+            return self.pre_approved
+        return name in self.pre_approved
 
     def needs_confirmation(self, name: str, side_effects: bool, reason: str | None = None) -> bool:
         return reason is not None or confirmation_reason(name, side_effects) is not None
@@ -148,7 +183,7 @@ class Permissions:
         reason = "; ".join(reasons) if reasons else None
         if reason is None:
             return Decision(True, "not-needed")
-        if self.pre_approved:
+        if self.pre_approves(name):
             return Decision(True, "pre-approved")
         note = ""
         try:
@@ -157,6 +192,11 @@ class Permissions:
         except AssistantError as error:  # a broken config file only means asking again
             note = str(error)
         if self.approver is None:
+            if not isinstance(self.pre_approved, bool):  # a scoped --yes that does not cover this tool
+                covered = sorted(self.pre_approved)
+                hint = f"pass --yes {','.join(sorted({*covered, name}))} to pre-approve it"
+                hint = f"--yes covers {', '.join(covered)}; {hint}" if covered else hint
+                note = f"{note}; {hint}" if note else hint
             return Decision(False, "no-approver", note=note)
         request = ApprovalRequest(
             tool=name, description=description, arguments=dict(arguments), reason=reason, preview=preview

@@ -12,6 +12,7 @@ from assistant.permissions import (
     Permissions,
     add_to_allow_list,
     confirmation_reason,
+    question_tools,
     read_allow_list,
     remove_from_allow_list,
 )
@@ -131,3 +132,24 @@ def test_a_broken_config_means_asking_again_and_the_user_is_told(tmp_path):
     assert config.read_text(encoding="utf-8") == "[agent\n"
     denied = Permissions(config_file=config).check("rm", "", True, {})
     assert not denied.approved and "not valid TOML" in denied.describe()
+
+
+def test_a_scoped_pre_approval_covers_only_its_tools(tmp_path):
+    policy = Permissions(pre_approved=frozenset({"screenshot"}), config_file=tmp_path / "config.toml")
+    assert policy.check("screenshot", "", False, {}).how == "pre-approved"
+    denied = policy.check("type_text", "", True, {"text": "x"})
+    assert not denied.approved and denied.how == "no-approver"
+    assert denied.describe() == ("denied: confirmation needed but nobody can answer "
+                                 "(--yes covers screenshot; pass --yes screenshot,type_text to pre-approve it)")
+    asked = []
+    with_prompt = Permissions(approver=lambda r: asked.append(r.tool) or Answer.DENY, pre_approved=frozenset({"zoom"}),
+                              config_file=tmp_path / "config.toml")
+    assert not with_prompt.check("click", "", True, {}).approved and asked == ["click"]  # outside the scope: asked
+
+
+def test_the_tools_a_question_names():
+    names = ["screenshot", "click", "type_text", "zoom", "press_keys", "move"]
+    assert question_tools("What is on my screen?", names) == {"screenshot"}
+    assert question_tools("Click OK, then type text 'hi' and press keys ctrl+s", names) == {"click", "type_text", "press_keys"}
+    assert question_tools("Zooming into the chart", names) == {"zoom"}
+    assert question_tools("a cat sitting on a clickbait article that was removed", names) == frozenset()

@@ -11,7 +11,6 @@ attaching.py (chips), chats.py (saved chats, sidebar), slash.py (/commands, plug
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from .chats import ChatsMixin
 from .commands import CommandTable, parse_command
 from .config import GLOBAL, TuiConfig, key_label, load_tui_config
 from .context import AppSlashContext
+from .controller import ChatController, Refusal
 from .format import context_used, status_line
 from .guard import guarded
 from .keys import bindings
@@ -100,6 +100,15 @@ def record_first_paint(seconds: float, heavy: list[str]) -> None:
         log.warning("cannot write the first-paint benchmark to %s: %s", path, error)
 
 
+def _controller_attribute(name: str, doc: str) -> Any:
+    """An app attribute that is the chat controller's (the mixins and tests read and set it on the app)."""
+    return property(
+        lambda self: getattr(self.controller, name),
+        lambda self, value: setattr(self.controller, name, value),
+        doc=doc,
+    )
+
+
 def _home_relative(path: Path) -> str:
     try:
         return "~/" + str(path.relative_to(Path.home()))
@@ -116,6 +125,16 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     BINDINGS = bindings(GLOBAL)
     AUTO_FOCUS = "#prompt"
     """Keys typed while the app starts go to the prompt (never the hidden chat search)."""
+
+    store = _controller_attribute("store", "The chat store.")
+    assistant = _controller_attribute("assistant", "The Assistant of the current profile (None until set up).")
+    chat = _controller_attribute("chat", "The open chat (None: a new one starts with the next question).")
+    job = _controller_attribute("job", "The reply being written.")
+    pending = _controller_attribute("pending", "A question waiting for the model to load (a PendingSend).")
+    agent_run = _controller_attribute("agent_run", "The agent run in progress.")
+    load_state = _controller_attribute("load_state", "idle, loading, ready or failed.")
+    load_error = _controller_attribute("load_error", "Why the model could not load.")
+    max_new_tokens = _controller_attribute("max_new_tokens", "--max-tokens for every reply.")
 
     def __init__(
         self,
@@ -134,6 +153,8 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         base_url: str | None = None,
     ) -> None:
         super().__init__()
+        self.controller = ChatController()
+        """The conversation flow (send, stream, stop, regenerate, rate, correct) without Textual."""
         self.started_at = started_at if started_at is not None else time.perf_counter()
         self.profile_name = profile
         self.model_override = model
@@ -147,18 +168,10 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         self.autoload = autoload
         self.store = store
         self.plugins = plugins
-        self.assistant: Assistant | None = None
-        self.chat: Chat | None = None
         self.current_chat_id: int | None = None
-        self.load_state = "idle"
-        """idle, loading, ready or failed."""
-        self.load_error: str | None = None
         self.startup_error: str | None = None
-        self.job: GenerationJob | None = None
-        self.pending: PendingSend | None = None
         self.agent_mode = False
         """When on, a question runs the agent: the model may call tools (asking first for risky ones)."""
-        self.agent_run: Any = None
         self.agent_view: Any = None
         self.attachments = Attachments()
         self.commands = CommandTable()
@@ -166,7 +179,6 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         self.config_file_display = _home_relative(user_paths().config_file)
         self.first_paint_s: float | None = None
         self.heavy_modules_at_first_paint: list[str] = []
-        self._job_numbers = itertools.count(1)
         self._new_chat_title = ""
         self._image_loads = 0
         self._make_widgets()
@@ -442,38 +454,18 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
 
     def _can_start_reply(self, waiting_allowed: bool = False) -> bool:
         """Whether a new reply may start now; says why not when it may not."""
-        if self.agent_run is not None:
-            self.notify("the agent is still working; press Esc to stop it first", severity="warning")
-            return False
-        if self.job is not None:
-            if self.chat is not None and self.job.chat is self.chat:
-                self.notify("a reply is still being written; press Esc to stop it first", severity="warning")
-            else:
-                self.notify("the previous chat's reply is still stopping; try again in a moment", severity="warning")
-            return False
-        if self.pending is not None:
-            self.notify("a question is already waiting for the model to load (Esc cancels it)", severity="warning")
-            return False
-        if self.assistant is None or self.load_state == "failed":
-            self.notify(
-                f"no model is loaded ({self.load_error or 'no profile'}); switch with /profile NAME",
-                severity="error",
-                markup=False,
-            )
-            return False
-        if self.load_state != "ready" and not waiting_allowed:
-            self.notify("the model is still loading; try again when the status bar shows it", severity="warning")
-            return False
-        return True
+        refused = self.controller.refusal(waiting_allowed)
+        if refused is not None:
+            self.notify(refused.text, severity=refused.severity, markup=False)  # type: ignore[arg-type]
+        return refused is None
 
     def _ensure_chat(self) -> Chat:
-        assert self.assistant is not None
-        if self.chat is None:
-            self.chat = self.assistant.chat(title=self._new_chat_title)
-            self.current_chat_id = self.chat.id
+        chat, created = self.controller.ensure_chat(self._new_chat_title)
+        if created:
+            self.current_chat_id = chat.id
             self._new_chat_title = ""
             self.refresh_sidebar()
-        return self.chat
+        return chat
 
     def send_later(self, text: str, extra: dict[str, Any] | None = None) -> None:
         """Send from a plugin's /command (after the command returns), as if typed and submitted."""
@@ -517,16 +509,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     def _asker(
         self, chat: Chat, text: str, outgoing: Outgoing, extra: dict[str, Any] | None = None
     ) -> Callable[[], Any]:
-        extra = dict(extra or {})
-        if outgoing.context_text:
-            extra["attached"] = outgoing.sources
-        return lambda: chat.stream(
-            text,
-            outgoing.images,
-            max_new_tokens=self.max_new_tokens,
-            context_text=outgoing.context_text,
-            extra=extra or None,
-        )
+        return self.controller.asker(chat, text, outgoing, extra)
 
     def _send_pending(self) -> None:
         pending, self.pending = self.pending, None
@@ -597,38 +580,19 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             await self.chat_log.reset()
 
     def _start_reply(self, chat: Chat, widget: AssistantMessage, start: Callable[[], Any]) -> GenerationJob:
-        job = GenerationJob(next(self._job_numbers), chat, widget, start)
-        self.job = job
+        job = self.controller.begin(chat, widget, start)
         widget.begin()
         self._generate(job)
         return job
 
     @work(thread=True, group="generate", exit_on_error=False)
     def _generate(self, job: GenerationJob) -> None:
-        try:
-            stream = job.start()
-        except AssistantError as error:
-            self.post_message(ReplyDone(job, str(error)))
-            return
-        except Exception as error:  # noqa: BLE001
-            log.exception("starting a reply failed")
-            self.post_message(ReplyDone(job, f"the reply could not start: {type(error).__name__}: {error}"))
-            return
-        job.stream = stream
-        if job.cancel.is_set():
-            stream.cancel()
-        self.post_message(ReplyStarted(job))
-        try:
-            for piece in stream:
-                self.post_message(ReplyChunk(job, piece))
-        except AssistantError as error:
-            self.post_message(ReplyDone(job, str(error)))
-            return
-        except Exception as error:  # noqa: BLE001 - ReplyStream turns model errors into AssistantError; this is a bug
-            log.exception("generation failed")
-            self.post_message(ReplyDone(job, f"generation failed: {type(error).__name__}: {error}"))
-            return
-        self.post_message(ReplyDone(job))
+        self.controller.run(
+            job,
+            started=lambda: self.post_message(ReplyStarted(job)),
+            chunk=lambda piece: self.post_message(ReplyChunk(job, piece)),
+            done=lambda error: self.post_message(ReplyDone(job, error)),
+        )
 
     @guarded
     def on_reply_started(self, event: ReplyStarted) -> None:
@@ -643,8 +607,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     @guarded
     async def on_reply_done(self, event: ReplyDone) -> None:
         job = event.job
-        if self.job is job:
-            self.job = None
+        self.controller.finished(job)
         if not self.ui_alive:
             return
         stream = job.stream
@@ -663,16 +626,12 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     async def action_stop(self) -> None:
         if self.prompt.close_menu():
             return
-        if self.agent_run is not None:
-            self.agent_run.stop()
-            return
-        if self.job is not None:
-            self.job.stop()
-            if self.job.widget.is_attached:
-                self.job.widget.waiting("stopping…")
-            return
-        if self.pending is not None:
+        stopped = self.controller.stop()
+        if stopped == "reply" and self.job is not None and self.job.widget.is_attached:
+            self.job.widget.waiting("stopping…")
+        if stopped == "pending":
             await self._cancel_pending()
+        if stopped is not None:
             return
         if self.focused is not None and self.sidebar in self.focused.ancestors_with_self:
             self.prompt.focus()
@@ -689,16 +648,14 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
 
     @guarded
     async def action_regenerate(self) -> None:
-        if not self._can_start_reply():
+        start = self.controller.regenerator()
+        if isinstance(start, Refusal):
+            self.notify(start.text, severity=start.severity, markup=False)  # type: ignore[arg-type]
             return
-        chat = self.chat
-        if chat is None or chat.conversation.last("user") is None:
-            self.notify("nothing to regenerate yet: ask a question first", severity="warning")
-            return
+        assert self.chat is not None
         await self._remove_after_last_question()
-        reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
-        max_new_tokens = self.max_new_tokens
-        self._start_reply(chat, reply, lambda: chat.stream_regenerate(max_new_tokens=max_new_tokens))
+        reply = await self.chat_log.add(self._new_reply_widget())
+        self._start_reply(self.chat, reply, start)
 
     @guarded
     async def action_edit_last(self) -> None:
@@ -720,19 +677,17 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     async def _resend_edited(self, text: str | None) -> None:
         if text is None:
             return
-        if not text.strip():
-            self.notify("the edited question is empty; nothing was sent", severity="warning")
+        start = self.controller.editor(text)
+        if isinstance(start, Refusal):
+            self.notify(start.text, severity=start.severity, markup=False)  # type: ignore[arg-type]
             return
-        if not self._can_start_reply() or self.chat is None:
-            return
-        chat = self.chat
+        assert self.chat is not None
         questions = self.chat_log.questions
         if questions:
             questions[-1].set_text(text)
         await self._remove_after_last_question()
-        reply = await self.chat_log.add(AssistantMessage(None, timings=self.config.timings, renderer=self.image_renderer))
-        max_new_tokens = self.max_new_tokens
-        self._start_reply(chat, reply, lambda: chat.stream_edit_last(text, max_new_tokens=max_new_tokens))
+        reply = await self.chat_log.add(self._new_reply_widget())
+        self._start_reply(self.chat, reply, start)
 
     def target_reply(self) -> AssistantMessage | None:
         """The focused reply, else the newest finished one."""
@@ -759,12 +714,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         reply = self._finished_target("rate")
         if reply is None or reply.message is None or self.store is None:
             return
-        rating = 0 if reply.message.rating == value else value
-        if self.chat is not None and any(m.id == reply.message_id for m in self.chat.conversation.messages):
-            self.chat.rate(reply.message_id, rating)  # type: ignore[arg-type]
-        else:
-            self.store.set_rating(reply.message_id, rating)  # type: ignore[arg-type]
-        reply.message.rating = rating
+        rating = self.controller.rate(reply.message, value)
         reply.refresh_marks()
         self.notify({1: "rated +1 (good)", -1: "rated -1 (bad)", 0: "rating cleared"}[rating])
 
@@ -787,18 +737,12 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
     def _save_correction(self, reply: AssistantMessage, text: str | None) -> None:
         if text is None or reply.message is None or reply.message_id is None or self.store is None:
             return
-        value: str | None = text if text.strip() else None
-        message = reply.message
-        if value is not None and value.strip() == message.text.strip() and message.correction is None:
+        outcome = self.controller.correct(reply.message, text)
+        if outcome == "unchanged":
             self.notify("the text is unchanged; no correction stored", severity="warning")
             return
-        if self.chat is not None and any(m.id == reply.message_id for m in self.chat.conversation.messages):
-            self.chat.correct(reply.message_id, value)
-        else:
-            self.store.set_correction(reply.message_id, value)
-        message.correction = value
         reply.refresh_marks()
-        self.notify("correction saved" if value is not None else "correction removed")
+        self.notify(f"correction {outcome}")
 
     @guarded
     def action_copy_reply(self) -> None:

@@ -7,33 +7,14 @@ the app can drop messages from work it no longer cares about (a profile switched
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from threading import Event
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from .controller import GenerationJob  # noqa: F401 - re-exported; it lives with the controller (no Textual there)
+
 if TYPE_CHECKING:
-    from ..api import Chat, ReplyStream
     from ..images import LoadedImage
-    from .widgets.chatlog import AssistantMessage
-
-
-@dataclass(eq=False)
-class GenerationJob:
-    """One reply being written: the worker fills `stream`; Esc sets `cancel`."""
-
-    number: int
-    chat: "Chat"
-    widget: "AssistantMessage"
-    start: Callable[[], "ReplyStream"]
-    cancel: Event = field(default_factory=Event)
-    stream: "ReplyStream | None" = None
-
-    def stop(self) -> None:
-        self.cancel.set()
-        if self.stream is not None:
-            self.stream.cancel()
 
 
 class LoadProgress(Message):

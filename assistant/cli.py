@@ -76,12 +76,19 @@ _TOOL_LIST = re.compile(r"[\w.-]+(,\s*[\w.-]+)*,?")
 
 
 def _split_yes(yes: str | None, question: str) -> tuple[str | None, str]:
-    """`--yes` takes an optional TOOL[,TOOL] list. What follows a plain `--yes` and cannot be a tool list
-    (`--yes "what is on my screen?"`, as written before the list existed) is the question."""
-    if not yes or _TOOL_LIST.fullmatch(yes.strip()):
+    """`--yes` takes an optional TOOL[,TOOL] list. With no QUESTION after it, a value that is not a list of tools
+    (`--yes "what is on my screen?"`, `--yes go`, as written before the list existed) is the question."""
+    if not yes or question:
+        if yes and not _TOOL_LIST.fullmatch(yes.strip()):
+            raise AssistantError(f"--yes takes tool names, e.g. --yes screenshot,zoom; {yes!r} is not a list of them")
         return yes, question
-    if question:
-        raise AssistantError(f"--yes takes tool names, e.g. --yes screenshot,zoom; {yes!r} is not a list of them")
+    if _TOOL_LIST.fullmatch(yes.strip()):
+        from .agent import available_tools
+        from .plugins import get_plugin_manager
+
+        tools = available_tools(get_plugin_manager())
+        if all(name.strip() in tools for name in yes.split(",") if name.strip()):
+            return yes, question
     return "", yes
 
 

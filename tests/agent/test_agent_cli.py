@@ -162,3 +162,13 @@ def test_yes_names_only_tools_the_agent_has(capsys, script):
     assert err.strip().startswith("error: --yes names 'clik', which the agent does not have; the tools are: ")
     code, _, err = run(capsys, "--agent", "--yes", "look at it", "What is this?")
     assert code == 2 and err.strip() == "error: --yes takes tool names, e.g. --yes screenshot,zoom; 'look at it' is not a list of them"
+
+
+@pytest.mark.parametrize("words", [["--yes", "go"], ["--yes", "What is on my screen?"], ["-y", "hello"]])
+def test_the_question_right_after_a_plain_yes_is_still_the_question(capsys, script, no_desktop, words):
+    script.script += [TYPE, "done"]
+    code, out, err = run(capsys, "--agent", *words)
+    assert code == 0, err
+    assert "type_text: denied" in err and out == "done\n"
+    with Store.open_default() as store:
+        assert store.get_conversation(1).messages[0].text == words[1]

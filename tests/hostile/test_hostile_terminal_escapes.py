@@ -42,7 +42,8 @@ def _raw_controls(text: str) -> list[str]:
 )
 def test_agent_step_lines_escape_control_characters(capsys, model, reply):
     model.replies += [reply, f"done {OSC52}{TITLE}"]
-    result = cli(capsys, "ask", "--profile", "tiny-smolvlm", "--agent", "--yes", "go")
+    # --yes pdf_search: the call runs, so its error quotes the path (a plain --yes no longer covers an unnamed tool)
+    result = cli(capsys, "ask", "--profile", "tiny-smolvlm", "--agent", "--yes", "pdf_search", "go")
     assert _raw_controls(result.err) == [], repr(result.err)
     assert _raw_controls(result.out) == [], repr(result.out)
     assert "\\x1b" in result.err and "\\x1b" in result.out  # shown, so the user sees something odd was there

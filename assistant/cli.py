@@ -105,7 +105,7 @@ def _yes_scope(yes: str | None, question: str, tools: Any) -> frozenset[str]:
     if unknown:
         raise AssistantError(
             f"--yes names {', '.join(repr(name) for name in unknown)}, which the agent does not have; the tools are: "
-            f"{', '.join(sorted(tools)) or 'none'} (a one-word question goes before --yes)"
+            f"{', '.join(sorted(tools)) or 'none'}"
         )
     return frozenset(names)
 

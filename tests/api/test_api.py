@@ -34,7 +34,7 @@ def test_readme_example_works_as_written(tmp_path):
     assert reply.status == "ok"
     assert reply.completion_tokens > 0
     assert reply.ttft_s is not None and reply.ttft_s > 0
-    assert isinstance(reply.text, str)
+    assert reply.text == chat.messages[1].text == bot.store.get_conversation(chat.id).messages[1].text
     pieces = list(chat.stream("And what colour is it?"))
     follow_up = chat.messages[-1]
     assert "".join(pieces) == follow_up.text

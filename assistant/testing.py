@@ -6,6 +6,8 @@
 - `run_cli(*args)`: run the `assistant` command in-process; exit code, stdout and stderr.
 - `scripted_assistant(replies)`: an `assistant.Assistant` whose model replies with the given texts (and tool
   calls, see `tool_call`), for the API, the agent loop and the TUI (`AssistantApp(..., plugins=...)`).
+- `SlashRecorder(plugins, ...)`: the SlashContext a TUI /command receives, run synchronously, recording what the
+  command attached, sent and said (with an `assistant`, `send` asks its chat for real).
 
 Pure Python: nothing here loads torch or a model.
 """
@@ -196,3 +198,73 @@ def scripted_assistant(
     backend = ScriptedBackend(list(replies))
     assistant._backend = backend  # the model is "loaded": nothing else is
     return assistant, backend
+
+
+# --- a TUI /command's context without the TUI --------------------------------------------------------------------------
+
+@dataclass
+class SlashRecorder:
+    """Implements `assistant.hooktypes.SlashContext` without a UI: background work runs at once (an AssistantError is
+    recorded as an error notice, as the TUI shows it), `ask_password` answers from `passwords` in turn, and
+    everything the command does is kept in the lists below. With `assistant`, `send` asks `chat` for real, with
+    the images attached so far; without, it only records the text."""
+
+    plugin_manager: Any
+    profile: Any = None
+    assistant: "Assistant | None" = None
+    chat: Any = None
+    passwords: list[str | None] = field(default_factory=list)
+    images: list[tuple[Any, str]] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    documents: list[tuple[str, Callable[[str], Any]]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """(message, severity) of every notification."""
+    prompts: list[str] = field(default_factory=list)
+    """The password prompts shown."""
+    sent: list[tuple[str, "dict[str, Any] | None"]] = field(default_factory=list)
+    replies: list[Any] = field(default_factory=list)
+    progress: list[Callable[[], Any]] = field(default_factory=list)
+    """The poll functions of the progress screens opened."""
+
+    def __post_init__(self) -> None:
+        if self.assistant is not None:
+            self.profile = self.profile if self.profile is not None else self.assistant.profile
+            self.chat = self.chat if self.chat is not None else self.assistant.chat()
+
+    def send(self, text: str, extra: "dict[str, Any] | None" = None) -> None:
+        self.sent.append((text, extra))
+        if self.assistant is not None:
+            images = [image for image, _source in self.images]
+            self.images = []
+            self.replies.append(self.chat.ask(text, images=images, extra=extra or {}))
+
+    def attach_image(self, image: Any, source: str) -> None:
+        self.images.append((image, source))
+
+    def attach_text(self, text: str, source: str) -> None:
+        self.texts.append((text, source))
+
+    def attach_document(self, source: str, choose: Callable[[str], Any]) -> None:
+        self.documents.append((source, choose))
+
+    def notify(self, message: str, severity: str = "information") -> None:
+        self.notes.append((message, severity))
+
+    def run_in_background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        from .errors import AssistantError
+
+        try:
+            result = work()
+        except AssistantError as error:
+            self.notify(str(error), "error")
+            return
+        done(result)
+
+    def ask_password(self, prompt: str, done: Callable[["str | None"], None]) -> None:
+        self.prompts.append(prompt)
+        if not self.passwords:
+            raise AssertionError(f"the command asked for a password ({prompt!r}); give SlashRecorder(passwords=[...])")
+        done(self.passwords.pop(0))
+
+    def show_progress(self, poll: Callable[[], Any], stop: "Callable[[], None] | None" = None) -> None:
+        self.progress.append(poll)

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
 from assistant import Assistant, AssistantError
 from assistant.conversation import Message, ReplyMeta, TextPart
 from assistant.plugins import create_plugin_manager
+from assistant.testing import SlashRecorder
 from assistant_plugins.grounding.slash import ground_command, zoom_command
 from tests.helpers import make_image
-
-
-class ChatContext:
-    """The SlashContext protocol over a real Chat, the way the TUI provides it (without the UI)."""
-
-    def __init__(self, bot: Assistant) -> None:
-        self.plugin_manager = bot.plugins
-        self.profile = bot.profile
-        self.chat = bot.chat()
-        self.attached: list[tuple[Any, str]] = []
-        self.replies = []
-
-    def send(self, text: str, extra: dict | None = None) -> None:
-        images = [image for image, _ in self.attached]
-        self.attached = []
-        self.replies.append(self.chat.ask(text, images=images, extra=extra or {}))
-
-    def attach_image(self, image, source: str) -> None:
-        self.attached.append((image, source))
 
 
 @pytest.fixture
 def context(tmp_path):
     bot = Assistant.from_profile("tiny-smolvlm", plugins=create_plugin_manager(load_entry_points=False))
-    ctx = ChatContext(bot)
+    ctx = SlashRecorder(bot.plugins, assistant=bot)
     ctx.chat.ask("Look at this", images=[make_image(tmp_path / "ui.png", (400, 300), "green")], max_new_tokens=2)
     return ctx
 
@@ -74,7 +55,7 @@ def test_reply_with_boxes_is_parsed_stored_and_zoomable(context):
     )
     chat.conversation.messages.append(message)
     zoom_command(context, "1")
-    (crop, source), = context.attached
+    (crop, source), = context.images
     assert "zoom of box 1" in source
     assert crop.getpixel((crop.width // 2, crop.height // 2)) == (0, 128, 0)
     with pytest.raises(AssistantError, match="there is no box 2"):
@@ -101,7 +82,7 @@ def test_zoom_finds_boxes_in_an_imported_reply(context, tmp_path):
     assert not (imported.messages[-1].meta and imported.messages[-1].meta.extra.get("grounding"))
     context.chat = Chat(context.chat.assistant, imported)
     zoom_command(context, "1")
-    (crop, source), = context.attached
+    (crop, source), = context.images
     assert source.startswith("zoom of box 1 in ")
     assert crop.getpixel((crop.width // 2, crop.height // 2)) == (0, 0, 255)
     with pytest.raises(AssistantError, match="there is no box 2"):

@@ -18,6 +18,7 @@ from assistant.errors import AssistantError
 from assistant.hooktypes import PageRequest, PageText, RenderedPage
 from assistant.plugins import create_plugin_manager, reset_plugin_manager
 from assistant.profiles import DocumentSettings
+from assistant.testing import SlashRecorder
 from assistant_plugins import pdf as plugin
 
 PAGE_TEXTS = [
@@ -339,38 +340,10 @@ def test_cli_errors_are_one_line_with_exit_2(
 
 # --- /pdf -------------------------------------------------------------------------------------
 
-class FakeSlashContext:
-    """The TUI's side of a /command, run synchronously; `passwords` answers ask_password in turn."""
-
-    def __init__(self, manager: Any, passwords: list[str | None] = (), settings: DocumentSettings | None = None) -> None:
-        self.plugin_manager = manager
-        self.profile = SimpleNamespace(documents=settings or DocumentSettings(dpi=72))
-        self.passwords = list(passwords)
-        self.prompts: list[str] = []
-        self.images: list[tuple[Image.Image, str]] = []
-        self.texts: list[tuple[str, str]] = []
-        self.notes: list[tuple[str, str]] = []
-
-    def attach_image(self, image: Image.Image, source: str) -> None:
-        self.images.append((image, source))
-
-    def attach_text(self, text: str, source: str) -> None:
-        self.texts.append((text, source))
-
-    def notify(self, message: str, severity: str = "information") -> None:
-        self.notes.append((message, severity))
-
-    def run_in_background(self, work: Any, done: Any) -> None:
-        try:
-            result = work()
-        except AssistantError as error:
-            self.notify(str(error), "error")
-            return
-        done(result)
-
-    def ask_password(self, prompt: str, done: Any) -> None:
-        self.prompts.append(prompt)
-        done(self.passwords.pop(0))
+def slash_context(manager: Any, passwords: list[str | None] = (), settings: DocumentSettings | None = None) -> SlashRecorder:
+    """The TUI's side of a /command (assistant.testing), run synchronously; `passwords` answers ask_password in turn."""
+    profile = SimpleNamespace(documents=settings or DocumentSettings(dpi=72))
+    return SlashRecorder(manager, profile=profile, passwords=list(passwords))
 
 
 @pytest.fixture
@@ -383,7 +356,7 @@ def slash_pdf() -> Any:
 
 def test_slash_pdf_attaches_pages_and_text(slash_pdf: Any, report: Path) -> None:
     manager, command = slash_pdf
-    context = FakeSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, f"{report} 2-3")
     assert [source for _image, source in context.images] == ["report.pdf p.2", "report.pdf p.3"]
     assert context.images[0][0].size == (595, 842)
@@ -397,7 +370,7 @@ def test_slash_pdf_attaches_pages_and_text(slash_pdf: Any, report: Path) -> None
 def test_slash_pdf_path_with_spaces(slash_pdf: Any, tmp_path: Path) -> None:
     manager, command = slash_pdf
     path = make_pdf(tmp_path / "annual report.pdf", ["only page"])
-    context = FakeSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, f'"{path}"')
     assert [source for _image, source in context.images] == ["annual report.pdf p.1"]
     assert context.notes[-1] == ("annual report.pdf: the only page", "information")
@@ -405,7 +378,7 @@ def test_slash_pdf_path_with_spaces(slash_pdf: Any, tmp_path: Path) -> None:
 
 def test_slash_pdf_asks_for_the_password(slash_pdf: Any, encrypted: Path) -> None:
     manager, command = slash_pdf
-    context = FakeSlashContext(manager, passwords=["wrong", "sesame"])
+    context = slash_context(manager, passwords=["wrong", "sesame"])
     command.run(context, f"{encrypted} 2")
     assert context.prompts == ["Password for secret.pdf", "Password for secret.pdf (wrong, try again)"]
     assert [source for _image, source in context.images] == ["secret.pdf p.2"]
@@ -413,7 +386,7 @@ def test_slash_pdf_asks_for_the_password(slash_pdf: Any, encrypted: Path) -> Non
 
 def test_slash_pdf_cancelled_password_attaches_nothing(slash_pdf: Any, encrypted: Path) -> None:
     manager, command = slash_pdf
-    context = FakeSlashContext(manager, passwords=[None])
+    context = slash_context(manager, passwords=[None])
     command.run(context, str(encrypted))
     assert context.images == [] and context.texts == []
     assert context.notes == [("secret.pdf not attached: no password given", "warning")]
@@ -421,7 +394,7 @@ def test_slash_pdf_cancelled_password_attaches_nothing(slash_pdf: Any, encrypted
 
 def test_slash_pdf_errors_are_notified(slash_pdf: Any, report: Path, tmp_path: Path) -> None:
     manager, command = slash_pdf
-    context = FakeSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, "")
     command.run(context, f"{report} 7")
     command.run(context, f"{tmp_path / 'gone.pdf'}")
@@ -434,21 +407,6 @@ def test_slash_pdf_errors_are_notified(slash_pdf: Any, report: Path, tmp_path: P
     assert context.images == []
 
 
-class DeferringSlashContext(FakeSlashContext):
-    """A TUI that holds a document until the question is sent (attach_document) and shows progress screens."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.documents: list[tuple[str, Any]] = []
-        self.progress_views: list[Any] = []
-
-    def attach_document(self, source: str, choose: Any) -> None:
-        self.documents.append((source, choose))
-
-    def show_progress(self, poll: Any, stop: Any = None) -> None:
-        self.progress_views.append(poll)
-
-
 def long_pdf(path: Path, pages: int = 12) -> Path:
     """Its text names the file, so no other test's cached text is ever taken for it."""
     texts = [f"Chapter {n} of {path.parent.name}: general notes about the product." for n in range(1, pages + 1)]
@@ -459,7 +417,7 @@ def long_pdf(path: Path, pages: int = 12) -> Path:
 
 def test_slash_pdf_lets_the_question_choose_the_pages(slash_pdf: Any, tmp_path: Path) -> None:
     manager, command = slash_pdf
-    context = DeferringSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, str(long_pdf(tmp_path / "manual.pdf")))
     assert context.images == [] and context.texts == []  # nothing is chosen before the question is known
     ((source, choose),) = context.documents
@@ -474,7 +432,7 @@ def test_slash_pdf_lets_the_question_choose_the_pages(slash_pdf: Any, tmp_path: 
 
 def test_slash_pdf_with_pages_or_a_short_document_attaches_at_once(slash_pdf: Any, tmp_path: Path) -> None:
     manager, command = slash_pdf
-    context = DeferringSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, f"{long_pdf(tmp_path / 'manual.pdf')} 2")
     command.run(context, str(make_pdf(tmp_path / "short.pdf", ["one", "two"])))
     assert context.documents == []
@@ -487,9 +445,9 @@ def test_slash_pdf_shows_progress_while_a_long_document_is_read(
 ) -> None:
     monkeypatch.setattr(plugin, "TUI_PROGRESS_AFTER_S", 0)  # as if reading took a while
     manager, command = slash_pdf
-    context = DeferringSlashContext(manager)
+    context = slash_context(manager)
     command.run(context, str(long_pdf(tmp_path / "manual.pdf")))
-    (poll,) = context.progress_views
+    (poll,) = context.progress
     view = poll()
     assert view.title == "Reading manual.pdf"
     assert (view.completed, view.total, view.finished) == (12, 12, True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -15,6 +14,7 @@ from assistant.cli import main
 from assistant.errors import AssistantError
 from assistant.hooktypes import Screenshot, ScreenshotRequest
 from assistant.plugins import create_plugin_manager, reset_plugin_manager
+from assistant.testing import SlashRecorder
 from assistant_plugins import screenshot as plugin
 from xvfb import VirtualDisplay, requires_xvfb, xvfb_display, xvfb_server  # noqa: F401 - fixtures
 
@@ -49,36 +49,6 @@ def fresh_manager():
     reset_plugin_manager(None)
     yield
     reset_plugin_manager(None)
-
-
-class FakeSlashContext:
-    """The TUI's side of a /command, run synchronously: records what the command attached or said."""
-
-    def __init__(self, manager: Any) -> None:
-        self.plugin_manager = manager
-        self.profile = None
-        self.images: list[tuple[Image.Image, str]] = []
-        self.notes: list[tuple[str, str]] = []
-
-    def attach_image(self, image: Image.Image, source: str) -> None:
-        self.images.append((image, source))
-
-    def attach_text(self, text: str, source: str) -> None:  # pragma: no cover - not used by /screenshot
-        raise AssertionError("screenshots attach no text")
-
-    def notify(self, message: str, severity: str = "information") -> None:
-        self.notes.append((message, severity))
-
-    def run_in_background(self, work: Any, done: Any) -> None:
-        try:
-            result = work()
-        except AssistantError as error:
-            self.notify(str(error), "error")
-            return
-        done(result)
-
-    def ask_password(self, prompt: str, done: Any) -> None:  # pragma: no cover
-        raise AssertionError("screenshots need no password")
 
 
 # --- real captures ----------------------------------------------------------------------------
@@ -305,7 +275,7 @@ def test_slash_command_is_registered() -> None:
 def test_slash_screenshot_attaches_the_capture(painted: VirtualDisplay) -> None:
     manager = create_plugin_manager(load_entry_points=False, builtins=("assistant_plugins.screenshot",))
     (command,) = [c for c in manager.collect("register_slash_commands") if c.name == "screenshot"]
-    context = FakeSlashContext(manager)
+    context = SlashRecorder(manager)
     command.run(context, "2")
     assert context.notes == []
     ((image, source),) = context.images

@@ -728,17 +728,40 @@ from .batch_cli import batch_command  # noqa: E402 - `assistant batch` (issue 17
 cli.add_command(batch_command)
 
 
-def _with_plugin_commands() -> click.Group:
+def _with_plugin_commands(args: list[str] | None = None) -> click.Group:
     """This run's command group: the core `cli` copied (nested groups too), with the plugins' subcommands added.
 
     The module's `cli` is never changed, so a second `main()` in one process (tests, embedding) starts clean. A
-    third-party plugin that raises is recorded; the others still register.
+    third-party plugin that raises is recorded; the others still register. `assistant --help` and `--version`
+    (no subcommand) import no third-party plugin: a slow or broken one never delays them.
     """
-    from .plugins import get_plugin_manager
+    from .plugins import builtin_plugin_manager, get_plugin_manager
 
     group = _copy_group(cli)
+    if args is not None and _asks_only_about_assistant(args):
+        builtin_plugin_manager().collect("register_commands", cli=group)
+        group.epilog = ("Third-party plugins are not loaded for this list: `assistant plugins list` names them, "
+                        "and `assistant COMMAND --help` describes any command, theirs included.")
+        return group
     get_plugin_manager().collect("register_commands", cli=group)
     return group
+
+
+def _asks_only_about_assistant(args: list[str]) -> bool:
+    """True for `assistant [GROUP OPTIONS] --help` or `--version`: no subcommand, nothing to run."""
+    takes_value = {name for param in cli.params if isinstance(param, click.Option) and not param.is_flag
+                   for name in param.opts}
+    asked, skip_value = False, False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+        elif arg in ("-h", "--help", "--version"):
+            asked = True
+        elif arg in takes_value:
+            skip_value = True
+        elif arg == "--" or not arg.startswith("-"):
+            return False  # a subcommand (or the TUI): it may need the plugins
+    return asked
 
 
 def _copy_group(group: click.Group) -> click.Group:
@@ -770,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(line, err=True)
     try:
         use_profile(profile_in_argv(sys.argv[1:] if argv is None else argv))
-        _with_plugin_commands().main(args=argv, prog_name="assistant", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else list(argv)
+        _with_plugin_commands(args).main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as error:
         from .textsafe import printable
 

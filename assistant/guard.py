@@ -38,7 +38,8 @@ def one_line(text: str, limit: int = 300) -> str:
 def describe_error(error: BaseException | str) -> str:
     if isinstance(error, str):
         return one_line(error)
-    return one_line(f"{type(error).__name__}: {error}")
+    text = str(error)
+    return one_line(f"{type(error).__name__}: {text}" if text else type(error).__name__)
 
 
 class PluginError(AssistantError):

@@ -12,16 +12,19 @@ one registered first wins. Every clash is kept in `clashes` and shown by `assist
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
 import logging
 import os
 import re
+import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pluggy
 
@@ -34,6 +37,7 @@ from .guard import (
     all_of,
     announce,
     check_document_text,
+    disable_hint,
     check_examples,
     check_page_text,
     check_rendered_page,
@@ -281,6 +285,11 @@ class PluginManager:
                 raise
             skipped(owner.failed(stage, error))
             return False
+        except (SystemExit, GeneratorExit) as error:  # sys.exit() while registering must not end every command
+            if owner.builtin:
+                raise
+            skipped(owner.failed(stage, error))
+            return False
         return True
 
     def _resolve_clashes(self, kind: str, found: list[tuple[str, Any]]) -> list[Any]:
@@ -333,31 +342,46 @@ class PluginManager:
         for impl in impls:
             plugin_name = self.plugin_name(impl)
             owner = self.owner(plugin_name)
-            before = dict(cli.commands)
+            before = _command_tables(cli)
             if not self._call_isolated(owner, "register_commands", impl, {"cli": cli}):
-                cli.commands.clear()
-                cli.commands.update(before)
+                for group, commands in before.values():
+                    group.commands.clear()
+                    group.commands.update(commands)
                 continue
-            for name in [name for name in before if name not in cli.commands]:
-                cli.commands[name] = before[name]  # a plugin may add commands, not remove others
-            for name, command in list(cli.commands.items()):
-                previous = before.get(name)
-                if previous is command:
+            for path, (group, commands) in before.items():  # the root, then each core or built-in group
+                if path and _command_tables(cli).get(path, (None,))[0] is not group:
+                    continue  # the group itself was replaced: judged as a command of its parent
+                added += self._judge_commands(owner, group, commands, path, passthrough)
+        return added
+
+    def _judge_commands(
+        self, owner: Owner, group: Any, before: dict[str, Any], path: str, passthrough: tuple[type[BaseException], ...]
+    ) -> list[Any]:
+        """The clash policy for what one plugin did to one command group's table (`before`: the table before)."""
+        plugin_name = owner.name
+        added: list[Any] = []
+        for name in [name for name in before if name not in group.commands]:
+            group.commands[name] = before[name]  # a plugin may add commands, not remove others
+        for name, command in list(group.commands.items()):
+            previous = before.get(name)
+            if previous is command:
+                continue
+            shown = f"{path} {name}" if path else name
+            default_owner = getattr(group, "_assistant_plugin", CORE)  # a subcommand belongs to its group's plugin
+            previous_owner = getattr(previous, "_assistant_plugin", default_owner) if previous is not None else None
+            if previous is not None and previous_owner != plugin_name:
+                previous_trusted = previous_owner == CORE or previous_owner in self.builtin
+                if previous_trusted and not owner.builtin and getattr(command, "override", False):
+                    self._clash(Clash("command", shown, plugin_name, previous_owner, override=True))
+                    command._assistant_replaced = previous
+                else:
+                    self._clash(Clash("command", shown, previous_owner, plugin_name))
+                    group.commands[name] = previous
                     continue
-                previous_owner = getattr(previous, "_assistant_plugin", CORE) if previous is not None else None
-                if previous is not None and previous_owner != plugin_name:
-                    previous_trusted = previous_owner == CORE or previous_owner in self.builtin
-                    if previous_trusted and not owner.builtin and getattr(command, "override", False):
-                        self._clash(Clash("command", name, plugin_name, previous_owner, override=True))
-                        command._assistant_replaced = previous
-                    else:
-                        self._clash(Clash("command", name, previous_owner, plugin_name))
-                        cli.commands[name] = previous
-                        continue
-                command._assistant_plugin = plugin_name
-                if not owner.builtin and not getattr(command.invoke, "__assistant_guarded__", False):
-                    command.invoke = guarded(owner, f"command `{name}`", command.invoke, passthrough=passthrough)
-                added.append(command)
+            command._assistant_plugin = plugin_name
+            if not owner.builtin and not getattr(command.invoke, "__assistant_guarded__", False):
+                command.invoke = guarded(owner, f"command `{shown}`", command.invoke, passthrough=passthrough)
+            added.append(command)
         return added
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:
@@ -481,6 +505,15 @@ class PluginManager:
         return infos
 
 
+def _command_tables(cli: Any, path: str = "") -> dict[str, tuple[Any, dict[str, Any]]]:
+    """{"": (cli, its commands), "chats": (the chats group, its commands), ...}: each group's table, copied."""
+    tables = {path: (cli, dict(cli.commands))}
+    for name, command in cli.commands.items():
+        if hasattr(command, "commands") and isinstance(command.commands, dict):
+            tables.update(_command_tables(command, f"{path} {name}".strip()))
+    return tables
+
+
 def restore_core_commands(cli: Any) -> None:
     """Take the plugins' commands off `cli`, putting back the core commands that a plugin overrode."""
     for name, command in list(cli.commands.items()):
@@ -560,6 +593,41 @@ class _Extra:
         return self.plugin
 
 
+SLOW_IMPORT_S = 2.0
+"""A third-party plugin whose import takes longer is named in a notice: every command that loads plugins waits."""
+
+
+@contextlib.contextmanager
+def _user_interrupts() -> Iterator[threading.Event]:
+    """While third-party plugins are imported: an Event set when the user presses Ctrl+C (a real SIGINT).
+
+    It tells the user's own Ctrl+C, which must stop the command, apart from a KeyboardInterrupt that a broken
+    plugin raises at import, which is that plugin's failure. Off the main thread no SIGINT arrives there, so every
+    KeyboardInterrupt is the plugin's.
+    """
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield pressed
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed.set()
+        if callable(previous):
+            previous(signum, frame)  # Python's own handler raises KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def blocked_from_env() -> set[str]:
     raw = os.environ.get("ASSISTANT_DISABLE_PLUGINS", "")
     return {item.strip() for item in raw.split(",") if item.strip()}
@@ -569,6 +637,14 @@ def _short_name(module_name: str) -> str:
     """`assistant_plugins.grounding.plugin` -> `grounding`: the name users type to disable a built-in."""
     parts = module_name.split(".")
     return parts[1] if len(parts) > 1 and parts[0] == "assistant_plugins" else module_name
+
+
+def _note_slow_import(name: str, seconds: float) -> None:
+    if seconds >= SLOW_IMPORT_S:
+        line = (f"warning: plugin {name} took {seconds:.1f} s to import, and every command that loads plugins waits "
+                f"for it; ask its author to import lazily, or {disable_hint(name)}")
+        log.warning("%s", line)
+        announce(name, "import time", line)
 
 
 def create_plugin_manager(
@@ -614,14 +690,20 @@ def create_plugin_manager(
             if entry_point.name in blocked:
                 block(entry_point.name, False)
                 continue
+            started = time.monotonic()
             try:
-                plugin = _load_entry_point(entry_point)
+                with _user_interrupts() as user_pressed:
+                    plugin = _load_entry_point(entry_point)
             except AssistantError as error:
                 manager._fail(entry_point.name, "register", str(error))
                 continue
-            except Exception as error:  # noqa: BLE001 - a broken plugin must not take the app down
+            except BaseException as error:  # noqa: BLE001 - sys.exit() or a stray KeyboardInterrupt at import too
+                if isinstance(error, KeyboardInterrupt) and user_pressed.is_set():
+                    raise  # the user's own Ctrl+C stops the command
                 manager._fail(entry_point.name, "import", error)
                 continue
+            finally:
+                _note_slow_import(entry_point.name, time.monotonic() - started)
             try:
                 pm.register(plugin, name=entry_point.name)
             except Exception as error:  # noqa: BLE001 - a wrong argument name, a plugin registered twice
@@ -708,6 +790,12 @@ def get_plugin_manager() -> PluginManager:
                                              disable_source=f"profile {_active[0]} [plugins] disable" if _active[0]
                                              else "the profile's [plugins] disable")
         return _default
+
+
+def builtin_plugin_manager() -> PluginManager:
+    """A manager with the built-in plugins only (the active profile's disable list obeyed), for what needs no
+    third-party code (`assistant --help`): it never imports an installed plugin."""
+    return create_plugin_manager(disable=_active[1], load_entry_points=False)
 
 
 def reset_plugin_manager(manager: PluginManager | None = None) -> None:

@@ -232,7 +232,7 @@ def _drive_ranking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 DRIVERS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
-    "register_commands": lambda tmp_path, mp: _cli("--help"),
+    "register_commands": lambda tmp_path, mp: _cli("chats", "--help"),  # `assistant --help` loads no third-party plugin
     "register_slash_commands": _drive_tui,
     "register_backends": _drive_reply,
     "capture_screenshot": _drive_screenshot,

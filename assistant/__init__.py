@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from .errors import AssistantError
+from .openmp import prefer_passive_wait
+
+prefer_passive_wait()  # before torch starts OpenMP: graceful decoding on a busy machine (assistant/openmp.py)
 
 hookimpl = pluggy.HookimplMarker("assistant")
 

@@ -1,0 +1,22 @@
+"""OpenMP waits passively by default, so decoding degrades gracefully when other programs use the cores.
+
+Measured on the 2-core bench machine while other processes kept it busy (load average 7-11), SmolVLM-256M
+bf16, 2 torch threads: libgomp's default (threads spin between parallel regions) decoded 0.5-0.7 tokens/s,
+1 thread 4.7-5.7, 2 threads with OMP_WAIT_POLICY=PASSIVE 6.6-6.8 (GOMP_SPINCOUNT=20000: 1.7-2.5). A spinning
+thread burns the time slice the other one needs to finish its half of the product. The setting only takes
+effect before torch starts OpenMP, hence here, at `import assistant`; a value the user set is kept
+(`OMP_WAIT_POLICY=ACTIVE` restores the default). docs/performance.md has the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def prefer_passive_wait() -> bool:
+    """Set OMP_WAIT_POLICY=PASSIVE unless it is set or torch is already imported; True when set here."""
+    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True

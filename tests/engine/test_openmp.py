@@ -1,0 +1,24 @@
+"""OpenMP's wait policy (assistant/openmp.py): passive by default, the user's choice kept, never too late."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _policy(env_extra: dict[str, str], code: str = "import assistant") -> str:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(env_extra)
+    script = f"{code}; import os; print(os.environ.get('OMP_WAIT_POLICY', '-'))"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_passive_by_default_and_the_users_choice_kept():
+    assert _policy({}) == "PASSIVE"
+    assert _policy({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_not_set_once_torch_started_openmp():
+    assert _policy({}, "import torch; import assistant") == "-"

@@ -4,8 +4,9 @@ Start-up paints first and loads later: nothing here imports torch or transformer
 worker after the first frame, while the user can already type (a message sent early waits and is answered once
 the model is ready). Worker threads reach the UI only through the messages in messages.py or call_from_thread.
 
-This module holds start-up, model loading, sending and the reply actions; the app's other parts are mixins:
-attaching.py (chips), chats.py (saved chats, sidebar), slash.py (/commands, plugin services, palette).
+This module holds start-up, model loading, sending and the reply actions; the conversation's rules are the
+ChatController's (controller.py, no Textual), the attachments the Composer's (widgets/composer.py). Still mixins
+of this class: chats.py (saved chats, sidebar), slash.py (/commands, plugin services, palette).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from textual.widgets import Footer
 from ..api import Assistant, Chat
 from ..errors import AssistantError
 from ..paths import user_paths
-from .attaching import AttachingMixin
 from .attachments import Attachment, Attachments, Outgoing
 from .chats import ChatsMixin
 from .commands import CommandTable, parse_command
@@ -54,7 +54,8 @@ from .screens.dialogs import EditorDialog, ErrorDialog
 from .slash import SlashMixin
 from .terminal import take_typeahead
 from .widgets.chatlog import AssistantMessage, ChatLog, UserMessage
-from .widgets.prompt import ChipBar, Composer, PromptArea
+from .widgets.composer import Composer
+from .widgets.prompt import ChipBar, PromptArea
 from .widgets.sidebar import Sidebar
 from .widgets.statusbar import StatusBar
 
@@ -116,7 +117,7 @@ def _home_relative(path: Path) -> str:
         return str(path)
 
 
-class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
+class AssistantApp(ChatsMixin, SlashMixin, App[None]):
     """Chat with a local vision-language model about images, screenshots and documents."""
 
     CSS_PATH = "app.tcss"
@@ -173,16 +174,13 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         self.agent_mode = False
         """When on, a question runs the agent: the model may call tools (asking first for risky ones)."""
         self.agent_view: Any = None
-        self.attachments = Attachments()
         self.commands = CommandTable()
         self.slash_context = AppSlashContext(self)
         self.config_file_display = _home_relative(user_paths().config_file)
         self.first_paint_s: float | None = None
         self.heavy_modules_at_first_paint: list[str] = []
         self._new_chat_title = ""
-        self._image_loads = 0
         self._make_widgets()
-        self._held_question: str | None = None
         self.ui_thread = threading.get_ident()
         """The thread the app runs on (set again when it mounts); plugin calls from others are carried over."""
 
@@ -206,6 +204,11 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         self.prompt: PromptArea = self.composer.prompt
         self.chips: ChipBar = self.composer.chips
         self.status = StatusBar(id="status")
+
+    @property
+    def attachments(self) -> Attachments:
+        """The pending attachments (the composer owns them)."""
+        return self.composer.attachments
 
     @property
     def ui_alive(self) -> bool:
@@ -439,11 +442,11 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             await self.run_command(*parsed)
             return
         question = text[1:] if text.startswith("//") else text
-        if self._image_loads and question.strip():
-            self._held_question = question  # an image is still being read: send when it is a chip
+        if self.composer.reading and question.strip():
+            self.composer.hold(question)  # an image is still being read: sent when it is a chip
             return
         if self.attachments.documents and question.strip():
-            self.choose_document_pages(question)  # the question picks the document's pages, then it is sent
+            self.composer.choose_document_pages(question, self._document_fit())  # the question picks the pages
             return
         if not question.strip():
             if len(self.attachments):
@@ -451,6 +454,23 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
             return
         if not await self.send(question) and not self.prompt.text:
             self.prompt.set_prompt(text)  # refused: the text comes back to be sent later
+
+    def _document_fit(self) -> Any:
+        """Fits a document's pages to the model's context (None until the model is loaded)."""
+        assistant = self.assistant
+        if assistant is None or self.load_state != "ready":
+            return None
+        from ..documents import fit_to_model
+
+        return lambda context, question, others: fit_to_model(assistant, context, question, others)
+
+    @guarded
+    async def on_composer_send_requested(self, event: Composer.SendRequested) -> None:
+        """A question whose images were read or whose document pages were chosen: send it now."""
+        if not self.ui_alive:
+            return
+        if not await self.send(event.question, event.extra) and not self.prompt.text:
+            self.prompt.set_prompt(event.question)
 
     def _can_start_reply(self, waiting_allowed: bool = False) -> bool:
         """Whether a new reply may start now; says why not when it may not."""
@@ -483,9 +503,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         if not self._can_start_reply(waiting_allowed=True):
             return False
         chat = self._ensure_chat()
-        items = list(self.attachments.items)
-        outgoing = self.attachments.take()
-        self.chips.clear_chips()
+        items, outgoing = self.composer.take()
         user = UserMessage(
             text,
             images=[(image.image, f"{image.source} {image.width}x{image.height}") for image in outgoing.images],
@@ -571,11 +589,7 @@ class AssistantApp(AttachingMixin, ChatsMixin, SlashMixin, App[None]):
         await pending.reply.remove()
         if not self.prompt.text.strip():
             self.prompt.set_prompt(pending.text)
-        for item in pending.attachments:
-            if item.image is not None:
-                self._add_chip(self.attachments.add_image(item.image))
-            else:
-                self._add_chip(self.attachments.add_text(item.text, item.source))
+        self.composer.give_back(pending.attachments)
         if not self.chat_log.children:
             await self.chat_log.reset()
 

@@ -36,13 +36,13 @@ class AppSlashContext:
         self._on_ui(self._app.send_later, text, extra)
 
     def attach_image(self, image: "Image", source: str) -> None:
-        self._on_ui(self._app.attach_pil_image, image, source)
+        self._on_ui(self._app.composer.attach_pil_image, image, source)
 
     def attach_text(self, text: str, source: str) -> None:
-        self._on_ui(self._app.attach_text, text, source)
+        self._on_ui(self._app.composer.attach_text, text, source)
 
     def attach_document(self, source: str, choose: Callable[[str], Any]) -> None:
-        self._on_ui(self._app.attach_document, source, choose)
+        self._on_ui(self._app.composer.attach_document, source, choose)
 
     def notify(self, message: str, severity: str = "information") -> None:
         if severity not in ("information", "warning", "error"):

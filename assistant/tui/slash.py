@@ -138,7 +138,7 @@ class SlashMixin(_App):
         path = argument.strip()
         if len(path) >= 2 and path[0] == path[-1] and path[0] in "\"'":
             path = path[1:-1]
-        self.attach_image_files([Path(path).expanduser()])
+        self.composer.attach_image_files([Path(path).expanduser()])
 
     async def cmd_new(self, argument: str) -> None:
         await self.new_chat(title=argument)

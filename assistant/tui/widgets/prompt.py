@@ -1,4 +1,4 @@
-"""The composer: a multi-line prompt with history and /command completion, plus the attachment chips above it."""
+"""The prompt: multi-line, with history and /command completion; the completion menu; the attachment chips."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Callable
 
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
@@ -312,20 +311,3 @@ class PromptArea(TextArea):
         self.set_prompt(completion.replacement)
         if completion.final and not completion.replacement.endswith(" "):
             self.menu.hide()
-
-
-class Composer(Vertical):
-    """Completion menu, chips and prompt, stacked at the bottom of the chat."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.menu = CompletionMenu(id="completions")
-        self.menu.display = False
-        self.chips = ChipBar(id="chips")
-        self.chips.display = False
-        self.prompt = PromptArea(self.menu, id="prompt")
-
-    def compose(self) -> ComposeResult:
-        yield self.menu
-        yield self.chips
-        yield self.prompt

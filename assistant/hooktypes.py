@@ -89,6 +89,8 @@ class ProgressView:
     finished: bool = False
     error: str = ""
     """Why the work failed (one line a person can act on); non-empty means it ended in failure, not done."""
+    second_series: list[float] = field(default_factory=list)
+    """A second curve, plotted under the first (e.g. the validation loss at each evaluation); empty: none."""
 
 
 class SlashContext(Protocol):
@@ -351,6 +353,8 @@ class TrainProgress:
     """Seconds left, estimated."""
     stats: Any = None
     """With phase "data": what the data holds (the built-in trainer passes its DatasetStats)."""
+    eval_accuracy: float | None = None
+    """Latest validation accuracy (0-1, exact match on short replies); None when not measured."""
 
 
 @dataclass

@@ -19,6 +19,8 @@ ADAPTER_FILE = "adapter.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer_state.json"
+BEST_FILE = "best.safetensors"
+"""The adapter weights of the best validation so far (what the finished adapter will be)."""
 KEEP = 2
 """Checkpoints kept (the newest ones)."""
 
@@ -91,8 +93,12 @@ def save_checkpoint(
     optimizer: Any,
     rng: dict[str, Any],
     state: dict[str, Any],
+    best_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint `step` atomically and drop all but the newest KEEP; returns its folder."""
+    """Write checkpoint `step` atomically and drop all but the newest KEEP; returns its folder.
+
+    `best_state`: the adapter weights of the best validation so far, kept with the checkpoint for `--resume`.
+    """
     from safetensors.torch import save_file
 
     final = checkpoint_dir(adapter_path, step)
@@ -104,6 +110,9 @@ def save_checkpoint(
     tensors, metadata = optimizer_to_safetensors(optimizer)
     save_file(tensors, str(temporary / OPTIMIZER_FILE), metadata=metadata)
     save_file({key: value.contiguous() for key, value in rng.items()}, str(temporary / RNG_FILE))
+    if best_state is not None:
+        save_file({key: value.detach().to("cpu").contiguous() for key, value in best_state.items()},
+                  str(temporary / BEST_FILE))
     (temporary / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temporary, final)
@@ -131,6 +140,14 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[dict[str, Any], 
     optimizer_state = optimizer_from_safetensors(tensors, metadata)
     rng = load_file(str(folder / RNG_FILE))
     return adapter, optimizer_state, rng, read_state(folder)
+
+
+def load_best(folder: Path, device: str = "cpu") -> dict[str, Any] | None:
+    """The best-validation adapter weights kept with a checkpoint (None: it has none)."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / BEST_FILE
+    return load_file(str(path), device=device) if path.is_file() else None
 
 
 def remove_checkpoints(adapter_path: Path) -> None:

@@ -71,9 +71,14 @@ def config_from_params(params: dict[str, Any]) -> TrainConfig:
         grad_accum=params.get("grad_accum"),
         grad_checkpointing=params.get("grad_checkpointing"),
         include_vision=params.get("include_vision"),
+        include_connector=params.get("include_connector"),
         four_bit=params.get("four_bit"),
         seed=params.get("seed"),
         eval_split=params.get("eval_split"),
+        val_data=str(Path(params["val_data"]).expanduser().resolve()) if params.get("val_data") else None,
+        eval_every=params.get("eval_every"),
+        patience=params.get("patience"),
+        schedule=params.get("schedule"),
         checkpoint_every=params.get("checkpoint_every"),
         resume=bool(params.get("resume")),
         overwrite=bool(params.get("overwrite")),
@@ -94,7 +99,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def progress_line(event: TrainProgress, width: int = 20) -> str:
-    """`step 12/60 [####......] 20% · epoch 1/3 · loss 1.2345 · 3.2 samples/s · ETA 0:15`."""
+    """`step 12/60 [####......] 20% · epoch 1/3 · loss 1.2345 · val 1.5000 80% · 3.2 samples/s · ETA 0:15`."""
     total = max(1, event.total_steps)
     filled = int(width * event.step / total)
     parts = [f"step {event.step}/{event.total_steps} [{'#' * filled}{'.' * (width - filled)}] {100 * event.step // total}%"]
@@ -102,6 +107,9 @@ def progress_line(event: TrainProgress, width: int = 20) -> str:
         parts.append(f"epoch {event.epoch}/{event.epochs}")
     if event.loss is not None:
         parts.append(f"loss {event.loss:.4f}")
+    if event.eval_loss is not None:
+        accuracy = getattr(event, "eval_accuracy", None)
+        parts.append(f"val {event.eval_loss:.4f}" + (f" {accuracy:.0%}" if accuracy is not None else ""))
     if event.samples_per_s is not None:
         parts.append(f"{event.samples_per_s:.1f} samples/s")
     parts.append(f"ETA {_duration(event.eta_s)}")
@@ -152,18 +160,29 @@ class ProgressPrinter:
 @click.option("--name", required=True, help="Adapter name (letters, digits, - and _).")
 @click.option("--profile", "-p", default=None, help="Profile whose model is trained (default: smolvlm-256m).")
 @data_options()
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the data (default 3).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (default 2e-4).")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Passes over the data (default: from the data size, 3 to 20; early stopping may end sooner).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (default 5e-3).")
 @click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank (default: the profile's, 16).")
 @click.option("--alpha", type=click.IntRange(1), default=None, help="LoRA alpha (default: the profile's, 32).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Conversations per forward pass (default 1).")
 @click.option("--grad-accum", type=click.IntRange(1), default=None, help="Batches per optimizer step (default 4).")
 @click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations: less memory, slower.")
 @click.option("--include-vision", is_flag=True, default=None, help="Adapt the vision tower and connector too.")
+@click.option("--connector/--no-connector", "include_connector", default=None,
+              help="Adapt the vision-language connector too (default: yes).")
 @click.option("--4bit", "four_bit", is_flag=True, default=None, help="QLoRA: 4-bit base weights (CUDA only).")
 @click.option("--seed", type=int, default=None, help="Seed for data order and LoRA init (default 0).")
-@click.option("--eval-split", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Fraction of chats held out for the eval loss (default 0.1).")
+@click.option("--val-split", "--eval-split", "eval_split", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Share of the chats held out for validation (default 0.2; 0: none, no early stopping).")
+@click.option("--val-data", type=click.Path(dir_okay=False), default=None,
+              help="Validate on this TRL/ShareGPT .jsonl file instead of a split of the training data.")
+@click.option("--eval-every", type=click.IntRange(1), default=None,
+              help="Steps between validations (default: about ten a run).")
+@click.option("--patience", type=click.IntRange(0), default=None,
+              help="Stop after this many validations without improvement (default 3; 0: never stop early).")
+@click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=None,
+              help="Learning-rate decay after the warm-up (default linear).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints (default 50).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its newest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter with this name.")
@@ -192,6 +211,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
+
+
 def _print_result(result: Any) -> None:
     if getattr(result, "status", "complete") != "complete":
         raise AssistantError(getattr(result, "message", "training stopped"))
@@ -199,7 +222,11 @@ def _print_result(result: Any) -> None:
     click.echo(f"adapter {result.name} saved in {result.path}")
     line = f"steps {metrics.get('steps', '-')} · train loss {_fmt(metrics.get('train_loss_last_epoch'))}"
     if metrics.get("eval_loss") is not None:
-        line += f" · eval loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
+        line += f" · val loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
+    if metrics.get("val_accuracy") is not None:
+        line += f" · val accuracy {_pct(metrics.get('val_accuracy_before'))} -> {_pct(metrics.get('val_accuracy'))}"
+    if metrics.get("best_step") is not None:
+        line += f" · kept step {metrics['best_step']}" + (" (stopped early)" if metrics.get("stopped_early") else "")
     click.echo(line)
     click.echo(f"use it: assistant ask --adapter {result.name} \"...\"  (or /adapter {result.name} in the app)")
 
@@ -257,11 +284,49 @@ def adapters_show(name: str) -> None:
         click.echo(f"data      {selection.describe()}: {data.get('conversations', 0)} conversations, "
                    f"{data.get('turns', 0)} turns, {data.get('images', 0)} images, {data.get('tokens', 0)} tokens")
         click.echo(f"          fingerprint {str(data.get('fingerprint', ''))[:16]}")
+        _show_validation(info.path, data, info.metrics)
     if info.hyperparameters:
         shown = ", ".join(f"{key}={value}" for key, value in info.hyperparameters.items() if key != "target_modules")
         click.echo(f"settings  {shown}")
     if info.metrics:
         click.echo("metrics   " + ", ".join(f"{key}={_fmt(value)}" for key, value in info.metrics.items()))
+
+
+def _show_validation(path: Path, data: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The training summary: the validation set, the steps run and kept, the validation curve."""
+    from assistant.adapters import read_meta
+
+    held = data.get("held_out") or {}
+    count = held.get("conversations", len(held.get("sources") or []))
+    if held.get("data_file"):
+        click.echo(f"validate  {count} conversations from {held['data_file']}")
+    elif count:
+        click.echo(f"validate  {count} held-out conversations (split {held.get('split', '?')}, grouped by chat)")
+    else:
+        click.echo("validate  none (trained with --val-split 0)")
+    if metrics.get("steps") is not None:
+        line = f"training  {metrics['steps']} of {metrics.get('planned_steps', metrics['steps'])} steps"
+        if metrics.get("epochs"):
+            line += f" ({metrics['epochs']} epochs planned)"
+        if metrics.get("stopped_early"):
+            line += ", stopped early"
+        if metrics.get("best_step") is not None:
+            line += f"; kept the best validation: step {metrics['best_step']}"
+        click.echo(line)
+    if metrics.get("eval_loss") is not None:
+        line = f"          val loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
+        if metrics.get("val_accuracy") is not None:
+            line += (f" · val accuracy {_pct(metrics.get('val_accuracy_before'))} -> {_pct(metrics['val_accuracy'])}"
+                     " (exact match on short replies)")
+        click.echo(line)
+    validations = (read_meta(path) or {}).get("validations") or []
+    if validations:
+        curve = ", ".join(
+            f"{item['step']}: {_fmt(item.get('loss'), 3)}"
+            + (f"/{item['accuracy']:.0%}" if item.get("accuracy") is not None else "") for item in validations
+        )
+        click.echo(f"          step: val loss{'/accuracy' if validations[0].get('accuracy') is not None else ''}"
+                   f" — {curve}")
 
 
 @adapters_group.command("delete")

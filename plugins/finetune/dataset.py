@@ -153,6 +153,11 @@ class ImageLibrary:
         self._memory[loaded.sha256] = loaded.image
         return ImagePart(sha256=loaded.sha256, width=loaded.width, height=loaded.height, source=loaded.source)
 
+    def include(self, other: "ImageLibrary") -> None:
+        """Also serve `other`'s file and in-memory images (a --val-data file next to the training data)."""
+        self._files.update(other._files)
+        self._memory.update(other._memory)
+
     def has(self, part: ImagePart) -> bool:
         if part.sha256 in self._memory or part.sha256 in self._files:
             return True
@@ -442,16 +447,23 @@ def require_examples(dataset: Dataset) -> None:
 
 
 def split_examples(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """(train, eval): `fraction` of the examples held out, chosen by `seed`; at least one example stays for training."""
+    """(train, validation): `fraction` of the chats held out, chosen by `seed`, a chat's examples kept together.
+
+    Examples of one saved chat (a plugin may make several) are one group, so a chat never straddles the two
+    sides; each line of a dataset file is its own group. At least one group stays for training.
+    """
     if not 0 <= fraction < 1:
-        raise AssistantError(f"--eval-split must be at least 0 and below 1, not {fraction}")
-    count = int(len(examples) * fraction)
-    count = min(count, len(examples) - 1)
+        raise AssistantError(f"--val-split must be at least 0 and below 1, not {fraction}")
+    groups: dict[Any, list[int]] = {}
+    for index, example in enumerate(examples):
+        key = ("chat", example.conversation_id) if example.conversation_id is not None else ("source", example.source)
+        groups.setdefault(key, []).append(index)
+    keys = list(groups)
+    count = min(int(len(keys) * fraction), len(keys) - 1)
     if count <= 0:
         return list(examples), []
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    held_out = set(order[:count])
+    random.Random(seed).shuffle(keys)
+    held_out = {index for key in keys[:count] for index in groups[key]}
     train = [example for index, example in enumerate(examples) if index not in held_out]
     held = [example for index, example in enumerate(examples) if index in held_out]
     return train, held

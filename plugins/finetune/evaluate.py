@@ -13,6 +13,7 @@ from assistant.adapters import AdapterInfo, check_compatible, read_adapter
 from assistant.errors import AssistantError
 
 from .dataset import DataSelection, Dataset, Example, build_dataset
+from .validation import greedy_answers, normalise
 
 if TYPE_CHECKING:
     from assistant.store import Store
@@ -54,22 +55,19 @@ class EvalReport:
         return data
 
 
-def normalise(text: str) -> str:
-    """Whitespace-insensitive form used for exact match (case and punctuation still count)."""
-    return " ".join(text.split())
-
-
 def _held_out_selection(info: AdapterInfo) -> tuple[DataSelection, list[str]]:
     data = info.data
     held = data.get("held_out") or {}
     saved = DataSelection.from_dict(data.get("selection") or {})
+    if held.get("data_file"):  # trained with --val-data FILE: evaluate on that file
+        return DataSelection(data_file=held["data_file"], data_format=held.get("data_format") or "auto"), []
     if saved.data_file and held.get("sources"):
         return DataSelection(data_file=saved.data_file, data_format=saved.data_format), list(held["sources"])
     if held.get("chats"):
         chats = [int(chat) for chat in held["chats"]]
         return DataSelection(chats=chats, rated=saved.rated, corrected=saved.corrected), []
     raise AssistantError(
-        f"adapter {info.name!r} has no held-out chats (it was trained with --eval-split 0 or on too few chats); "
+        f"adapter {info.name!r} has no held-out chats (it was trained with --val-split 0 or on too few chats); "
         "pass --chats, --tag or --data to choose what to evaluate on"
     )
 
@@ -148,35 +146,10 @@ def _evaluate(
         say(f"evaluating the {'adapter' if side == 'tuned' else 'base model'} on {len(cases)} replies")
         metrics = sides[side]
         metrics.loss = mean_loss(loaded.model, encoder, examples, batch_size)
-        answers = _greedy_answers(loaded, dataset, examples, profile.chat.system_prompt)
+        turns = [(example, index) for example in examples for index in example.targets]
+        answers = greedy_answers(loaded, dataset.images.open, turns, profile.chat.system_prompt)
         for case, answer in zip(cases, answers):
             setattr(case, "adapter" if side == "tuned" else "base", answer)
             metrics.total += 1
             metrics.correct += normalise(answer) == normalise(case.expected)
     return EvalReport(info.name, profile.name, len(examples), sides["base"], sides["tuned"], cases)
-
-
-def _greedy_answers(loaded: Any, dataset: Dataset, examples: list[Example], system_prompt: str) -> list[str]:
-    """The model's greedy answer to every learned turn, from the conversation before it."""
-    import torch
-
-    from assistant.engine.inputs import build_inputs
-
-    tokenizer = loaded.processor.tokenizer
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    answers = []
-    loaded.model.eval()
-    for example in examples:
-        for index in example.targets:
-            inputs = build_inputs(loaded, example.messages[:index], dataset.images.open, system_prompt)
-            expected = example.messages[index].training_text
-            # Enough for the expected answer and its end marker: a longer answer cannot match anyway.
-            budget = len(tokenizer(expected, add_special_tokens=False)["input_ids"]) + 4
-            with torch.inference_mode():
-                output = loaded.model.generate(
-                    **inputs.tensors, max_new_tokens=budget, do_sample=False, pad_token_id=pad,
-                    temperature=None, top_p=None, top_k=None,
-                )
-            new_tokens = output[0, inputs.prompt_tokens :]
-            answers.append(tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
-    return answers

@@ -105,11 +105,19 @@ def _decoder_prefix(model: Any) -> str:
     return ""
 
 
-def lora_targets(model: Any, names: Sequence[str], include_vision: bool = False) -> tuple[str, list[str]]:
+CONNECTOR_PARTS = ("connector", "projector", "merger")
+"""Name parts of the vision-language connector's layers (Idefics3/SmolVLM, LLaVA-style, Qwen2-VL's merger)."""
+
+
+def lora_targets(
+    model: Any, names: Sequence[str], include_vision: bool = False, include_connector: bool = False
+) -> tuple[str, list[str]]:
     """(peft `target_modules` regex, the module names it selects).
 
     By default only linear layers of the language model whose last name part is in `names` (the profile's
-    [lora] target_modules): the vision tower, the connector and lm_head stay frozen. `include_vision` adds every
+    [lora] target_modules): the vision tower, the connector and lm_head stay frozen. `include_connector` adds the
+    linear layers of the vision-language connector (cheap: no backward pass through the vision tower), and
+    `include_vision` adds every
     linear layer of the vision tower and the connector.
     """
     import torch
@@ -137,8 +145,9 @@ def lora_targets(model: Any, names: Sequence[str], include_vision: bool = False)
     if matched != set(text):  # the short form would catch other modules: name every layer instead
         pattern = "|".join(re.escape(name) for name in text)
     selected = list(text)
-    if include_vision:
-        vision = [name for name, module in linear.items() if not in_text(name) and module is not output]
+    if include_vision or include_connector:
+        vision = [name for name, module in linear.items() if not in_text(name) and module is not output
+                  and (include_vision or any(part in name for part in CONNECTOR_PARTS))]
         if vision:
             pattern = f"(?:{pattern})|(?:{'|'.join(re.escape(name) for name in vision)})"
             selected += vision

@@ -46,6 +46,8 @@ class ProgressNotifier:
         self.notify = notify
         self.latest: TrainProgress | None = None
         self.history: list[float] = []
+        self.validation: list[float] = []
+        """Validation loss at each evaluation (the progress screen's second curve)."""
         self._next_fraction = NOTIFY_EVERY
         self._lock = threading.Lock()
 
@@ -56,6 +58,8 @@ class ProgressNotifier:
             self.latest = event
             if event.phase == "training" and event.loss is not None:
                 self.history.append(event.loss)
+            if event.phase == "eval" and event.eval_loss is not None:
+                self.validation.append(event.eval_loss)
             if event.phase == "data" and event.stats is not None:
                 self.notify(f"training data: {event.stats.summary()}", "information")
                 for warning in event.stats.warnings():
@@ -83,7 +87,8 @@ RUNNING: dict[str, RunningTraining] = {}
 
 
 def progress_view(name: str, run: RunningTraining) -> Any:
-    """What the TUI's progress screen shows for a /train run: steps, loss line and the live loss plot."""
+    """What the TUI's progress screen shows for a /train run: steps, loss line, the live training loss plot and
+    the validation loss plot under it."""
     from assistant.hooktypes import ProgressView
 
     from .commands import progress_line
@@ -93,11 +98,13 @@ def progress_view(name: str, run: RunningTraining) -> Any:
     if run.error:
         done = latest.step if latest is not None else 0
         return ProgressView(f"Training adapter {name}", completed=done, total=latest.total_steps if latest else None,
-                            status=run.error, series=list(run.notifier.history), finished=True, error=run.error)
+                            status=run.error, series=list(run.notifier.history), finished=True, error=run.error,
+                            second_series=list(run.notifier.validation))
     if finished and run.outcome:
         return ProgressView(f"Training adapter {name}", completed=latest.step if latest else 0,
                             total=(latest.total_steps or None) if latest else None, status=run.outcome,
-                            series=list(run.notifier.history), finished=True)
+                            series=list(run.notifier.history), finished=True,
+                            second_series=list(run.notifier.validation))
     if latest is None or not latest.total_steps:
         status = latest.message if latest is not None and latest.message else "preparing…"
         return ProgressView(f"Training adapter {name}", status=status, finished=finished)
@@ -107,6 +114,7 @@ def progress_view(name: str, run: RunningTraining) -> Any:
         total=latest.total_steps,
         status=progress_line(latest, width=10),
         series=list(run.notifier.history),
+        second_series=list(run.notifier.validation),
         finished=finished or latest.phase == "done",
     )
 

@@ -1,13 +1,19 @@
-"""LoRA training from saved chats: settings, the step plan, the loop with checkpoints, resume, eval and saving.
+"""LoRA training from saved chats: settings, the step plan, the loop with checkpoints, resume, validation, saving.
 
 `train_adapter(config, progress=...)` is the one entry point; the CLI, the TUI's /train and third-party code call
 it. It is deterministic given the seed: the data order of every epoch comes from the seed, LoRA's initial weights
 too, and a checkpoint keeps the RNG state, so `resume=True` ends with the same adapter as an uninterrupted run.
+
+By default a share of the chats is held out for validation: the loop evaluates on them every few steps (loss,
+and exact-match accuracy on short replies), keeps the best weights, stops early when `patience` evaluations in a
+row did not improve, and saves the best weights, not the last. Without `epochs` the step budget follows the data
+size. The defaults were chosen by the sweep in docs/finetuning.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import random
 import shutil
@@ -45,20 +51,32 @@ if TYPE_CHECKING:
 
 
 DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "lr": 2e-4,
+    "epochs": 0,
+    "lr": 5e-3,
     "batch_size": 1,
     "grad_accum": 4,
     "grad_checkpointing": False,
     "include_vision": False,
+    "include_connector": True,
     "four_bit": False,
     "seed": 0,
-    "eval_split": 0.1,
+    "eval_split": 0.2,
+    "val_data": None,
+    "eval_every": 0,
+    "patience": 3,
+    "schedule": "linear",
     "checkpoint_every": 50,
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
 }
+"""epochs 0: from the data size (auto_epochs); eval_every 0: about EVALUATIONS evaluations per run."""
+TARGET_SAMPLES = 320
+"""Without --epochs, enough epochs for about this many training examples seen (early stopping ends sooner)."""
+MIN_EPOCHS, MAX_EPOCHS = 3, 20
+EVALUATIONS = 10
+"""Validations per run when --eval-every is not given."""
+SCHEDULES = ("linear", "cosine")
 FROM_PROFILE = ("rank", "alpha", "dropout", "target_modules")
 FREE_ON_RESUME = {"grad_checkpointing", "checkpoint_every"}
 """Settings that may change when resuming: they do not change the result."""
@@ -81,9 +99,20 @@ class TrainConfig:
     grad_accum: int | None = None
     grad_checkpointing: bool | None = None
     include_vision: bool | None = None
+    include_connector: bool | None = None
+    """Put LoRA on the vision-language connector too."""
     four_bit: bool | None = None
     seed: int | None = None
     eval_split: float | None = None
+    """Share of the chats held out for validation (0: none)."""
+    val_data: str | None = None
+    """A TRL/ShareGPT .jsonl file to validate on instead of a split of the training data."""
+    eval_every: int | None = None
+    """Optimizer steps between validations (0: about EVALUATIONS per run)."""
+    patience: int | None = None
+    """Stop once this many validations in a row did not improve (0: never stop early)."""
+    schedule: str | None = None
+    """Learning-rate decay after the warm-up: linear or cosine."""
     checkpoint_every: int | None = None
     warmup_ratio: float | None = None
     weight_decay: float | None = None
@@ -113,9 +142,14 @@ class TrainSettings:
     grad_accum: int
     grad_checkpointing: bool
     include_vision: bool
+    include_connector: bool
     four_bit: bool
     seed: int
     eval_split: float
+    val_data: str | None
+    eval_every: int
+    patience: int
+    schedule: str
     checkpoint_every: int
     warmup_ratio: float
     weight_decay: float
@@ -173,7 +207,7 @@ def resolve_settings(config: TrainConfig, profile: "Profile", saved: dict[str, A
 
 def _validate(settings: TrainSettings) -> None:
     checks = [
-        (settings.epochs >= 1, "--epochs must be at least 1"),
+        (settings.epochs >= 0, "--epochs must be at least 1 (or 0: from the data size)"),
         (settings.lr > 0, "--lr must be positive (e.g. 2e-4)"),
         (settings.rank >= 1, "--rank must be at least 1"),
         (settings.alpha >= 1, "the LoRA alpha must be at least 1"),
@@ -181,7 +215,10 @@ def _validate(settings: TrainSettings) -> None:
         (settings.batch_size >= 1, "--batch-size must be at least 1"),
         (settings.grad_accum >= 1, "--grad-accum must be at least 1"),
         (settings.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
-        (0 <= settings.eval_split < 1, "--eval-split must be at least 0 and below 1 (e.g. 0.1)"),
+        (0 <= settings.eval_split < 1, "--val-split must be at least 0 and below 1 (e.g. 0.2)"),
+        (settings.eval_every >= 0, "--eval-every must be at least 1 (or 0: about ten validations a run)"),
+        (settings.patience >= 0, "--patience must be at least 0 (0: never stop early)"),
+        (settings.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (0 <= settings.warmup_ratio < 1, "the warmup ratio must be at least 0 and below 1"),
         (bool(settings.target_modules), "the profile's [lora] target_modules is empty; name the layers to adapt"),
     ]
@@ -205,12 +242,23 @@ def plan_steps(count: int, batch_size: int, grad_accum: int, epochs: int, seed: 
     return steps
 
 
-def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then linear decay; never zero on a step that runs."""
+def learning_rate(step: int, total: int, peak: float, warmup: int, schedule: str = "linear") -> float:
+    """Linear warm-up over `warmup` steps, then linear or cosine decay; never zero on a step that runs."""
     if warmup and step < warmup:
         return peak * (step + 1) / warmup
     remaining = max(1, total - warmup)
+    if schedule == "cosine":
+        return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / remaining))
     return peak * max(0.0, (total - step) / remaining)
+
+
+def auto_epochs(train_count: int) -> int:
+    """Epochs when none are given: about TARGET_SAMPLES examples seen, between MIN_EPOCHS and MAX_EPOCHS."""
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, math.ceil(TARGET_SAMPLES / max(1, train_count))))
+
+
+def auto_eval_every(total: int) -> int:
+    return max(1, math.ceil(total / EVALUATIONS))
 
 
 # --- the run -------------------------------------------------------------------------------------------------------
@@ -296,12 +344,22 @@ def train_adapter(
     try:
         dataset = build_dataset(store, settings.selection, plugins)  # type: ignore[arg-type]
         fingerprint = dataset.fingerprint(profile.chat.system_prompt)
+        validation_set = None
+        if settings.val_data:
+            validation_set = build_dataset(store, DataSelection(data_file=settings.val_data))  # type: ignore[arg-type]
+            dataset.images.include(validation_set.images)
+            fingerprint = hashlib.sha256(
+                (fingerprint + validation_set.fingerprint(profile.chat.system_prompt)).encode()
+            ).hexdigest()
         if saved is not None and saved.get("fingerprint") != fingerprint:
             raise AssistantError(
                 "the training data changed since the interrupted run (chats added, edited, rated or corrected); "
                 "start over without --resume (add --overwrite)"
             )
-        train, held_out = split_examples(dataset.examples, settings.eval_split, settings.seed)
+        if validation_set is not None:
+            train, held_out = list(dataset.examples), list(validation_set.examples)
+        else:
+            train, held_out = split_examples(dataset.examples, settings.eval_split, settings.seed)
         return _train(settings, path, profile, dataset, train, held_out, fingerprint, saved, report, should_stop,
                       config.stop_after_steps)
     finally:
@@ -336,7 +394,7 @@ def _train(
     if not train:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(stats.skipped.items()))
         raise AssistantError(f"no usable training examples left ({reasons}); pick other chats or a bigger model context")
-    kept = train + held_out
+    kept = train + (held_out if not settings.val_data else [])  # a --val-data file is not training data
     stats.conversations = len(kept)
     stats.turns = sum(len(example.targets) for example in kept)
     stats.images = sum(len(example_images(example)) for example in kept)
@@ -382,7 +440,7 @@ def _peft_model(loaded: Any, settings: TrainSettings) -> Any:
     from .modeling import lora_targets
 
     model = loaded.model
-    pattern, _ = lora_targets(model, settings.target_modules, settings.include_vision)
+    pattern, _ = lora_targets(model, settings.target_modules, settings.include_vision, settings.include_connector)
     if settings.four_bit:
         from peft import prepare_model_for_kbit_training
 
@@ -418,18 +476,43 @@ def _loop(
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    from .checkpoint import restore_rng
-    from .modeling import batch_loss, mean_loss
+    from .checkpoint import load_best, restore_rng
+    from .modeling import batch_loss
+    from .validation import EarlyStopping, Validation, validate
 
     settings = run.settings
     parameters = [parameter for _, parameter in model.named_parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-    plan = plan_steps(len(run.train), settings.batch_size, settings.grad_accum, settings.epochs, settings.seed)
+    epochs = settings.epochs or auto_epochs(len(run.train))
+    plan = plan_steps(len(run.train), settings.batch_size, settings.grad_accum, epochs, settings.seed)
     total = len(plan)
     warmup = math.ceil(total * settings.warmup_ratio) if settings.warmup_ratio else 0
+    eval_every = settings.eval_every or auto_eval_every(total)
     history: list[float] = []
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"epochs": epochs, "planned_steps": total, "eval_every": eval_every}
+    validations: list[Validation] = []
+    stopper = EarlyStopping(settings.patience)
+    best_state: dict[str, Any] | None = None
     start = 0
+
+    def snapshot() -> dict[str, Any]:
+        return {key: value.detach().clone() for key, value in get_peft_model_state_dict(model).items()}
+
+    def evaluate(step: int) -> Validation:
+        nonlocal best_state
+        what = "the base model" if step == 0 else f"step {step}"
+        run.report(TrainProgress("eval", f"validating {what} on {len(run.held_out)} held-out chats", step=step,
+                                 total_steps=total, epochs=epochs))
+        result = validate(step, model, loaded, encoder, run.held_out, settings.batch_size)
+        validations.append(result)
+        improved = step > 0 and stopper.update(result)  # the untrained base is a reference, never "best"
+        if improved:
+            best_state = snapshot()
+        note = " · best so far" if improved else f" · best: step {stopper.best.step}" if stopper.best else ""
+        run.report(TrainProgress("eval", result.describe() + note, step=step, total_steps=total, epochs=epochs,
+                                 eval_loss=result.loss, eval_accuracy=result.accuracy))
+        return result
+
     if saved is not None:
         checkpoint = latest_checkpoint(run.path)
         assert checkpoint is not None
@@ -439,12 +522,18 @@ def _loop(
         restore_rng(rng)
         start = int(state["step"])
         history = list(state.get("history") or [])
-        metrics = dict(state.get("metrics") or {})
+        metrics.update(state.get("metrics") or {})
+        validations = [Validation.from_dict(item) for item in state.get("validations") or []]
+        best_step = state.get("best_step")
+        stopper.best = next((item for item in validations if item.step == best_step), None)
+        stopper.stale = int(state.get("stale_evaluations") or 0)
+        best_state = load_best(checkpoint, loaded.device)
         run.report(TrainProgress("training", f"resuming at step {start}/{total}", step=start, total_steps=total,
-                                 epochs=settings.epochs))
+                                 epochs=epochs))
+        if run.held_out and start % eval_every == 0 and not any(item.step == start for item in validations):
+            evaluate(start)  # interrupted during this validation
     elif run.held_out:
-        run.report(TrainProgress("eval", f"eval loss of the base model on {len(run.held_out)} held-out chats"))
-        metrics["eval_loss_before"] = mean_loss(model, encoder, run.held_out, settings.batch_size)
+        evaluate(0)
 
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
@@ -452,6 +541,9 @@ def _loop(
             "total_steps": total,
             "history": history,
             "metrics": metrics,
+            "validations": [item.to_dict() for item in validations],
+            "best_step": stopper.best.step if stopper.best else None,
+            "stale_evaluations": stopper.stale,
             "fingerprint": run.fingerprint,
             "settings": {
                 "profile": settings.profile,
@@ -462,13 +554,15 @@ def _loop(
 
     def save(step: int, rng: dict[str, Any]) -> None:
         run.report(TrainProgress("saving", f"checkpoint at step {step}", step=step, total_steps=total))
-        save_checkpoint(run.path, step, get_peft_model_state_dict(model), optimizer, rng, checkpoint_state(step))
+        save_checkpoint(run.path, step, get_peft_model_state_dict(model), optimizer, rng, checkpoint_state(step),
+                        best_state)
 
     started = time.perf_counter()
     samples = 0
     done = start
     updating = False
     rng_at_done = rng_tensors()
+    stopped_early = False
     try:
         for step in range(start, total):
             if should_stop is not None and should_stop():
@@ -476,7 +570,7 @@ def _loop(
                 return _stopped(run, done, total, metrics)
             epoch, batches = plan[step]
             step_tokens = sum(run.learned_tokens[index] for batch in batches for index in batch)
-            rate = learning_rate(step, total, settings.lr, warmup)
+            rate = learning_rate(step, total, settings.lr, warmup, settings.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = rate
             loss_sum = 0.0
@@ -495,15 +589,27 @@ def _loop(
             history.append(round(loss_sum / max(1, step_tokens), 6))
             rng_at_done = rng_tensors()
             updating = False
+            if run.held_out and (done % eval_every == 0 or done == total):
+                evaluate(done)
+                stopped_early = stopper.exhausted and done < total
             elapsed = time.perf_counter() - started
             speed = samples / elapsed if elapsed > 0 else None
             eta = elapsed / (done - start) * (total - done) if done > start else None
-            if done % settings.checkpoint_every == 0 and done < total:
+            if done % settings.checkpoint_every == 0 and done < total and not stopped_early:
                 save(done, rng_at_done)
+            latest = validations[-1] if validations else None
             run.report(TrainProgress(
-                "training", step=done, total_steps=total, epoch=epoch + 1, epochs=settings.epochs,
+                "training", step=done, total_steps=total, epoch=epoch + 1, epochs=epochs,
                 loss=history[-1], lr=rate, samples_per_s=speed, eta_s=eta,
+                eval_loss=latest.loss if latest else None, eval_accuracy=latest.accuracy if latest else None,
             ))
+            if stopped_early:
+                assert stopper.best is not None
+                run.report(TrainProgress(
+                    "eval", f"stopping early at step {done}/{total}: no progress in {settings.patience} "
+                    f"validations (best at step {stopper.best.step})", step=done, total_steps=total,
+                ))
+                break
             if stop_after is not None and done >= stop_after and done < total:
                 save(done, rng_at_done)
                 return _stopped(run, done, total, metrics)
@@ -519,11 +625,19 @@ def _loop(
             f"`assistant train --name {settings.name} --resume`"
         ) from None
     duration = time.perf_counter() - started
-    if run.held_out:
-        run.report(TrainProgress("eval", f"eval loss on {len(run.held_out)} held-out chats", step=total,
-                                 total_steps=total))
-        metrics["eval_loss"] = mean_loss(model, encoder, run.held_out, settings.batch_size)
-    return _finish(run, model, loaded, total, history, metrics, duration, samples)
+    if best_state is not None:
+        set_peft_model_state_dict(model, best_state)
+    first = validations[0] if validations and validations[0].step == 0 else None
+    best = stopper.best
+    metrics.update(
+        eval_loss_before=first.loss if first else None,
+        val_accuracy_before=first.accuracy if first else None,
+        eval_loss=best.loss if best else None,
+        val_accuracy=best.accuracy if best else None,
+        best_step=best.step if best else None,
+        stopped_early=stopped_early,
+    )
+    return _finish(run, model, loaded, done, total, history, metrics, validations, duration, samples)
 
 
 def _stopped(run: _Run, step: int, total: int, metrics: dict[str, Any]) -> TrainResult:
@@ -536,7 +650,15 @@ def _stopped(run: _Run, step: int, total: int, metrics: dict[str, Any]) -> Train
 
 def _data_section(run: _Run) -> dict[str, Any]:
     stats = run.stats
-    held = [example.conversation_id for example in run.held_out if example.conversation_id is not None]
+    held = list(dict.fromkeys(example.conversation_id for example in run.held_out
+                              if example.conversation_id is not None))
+    validation: dict[str, Any] = {"chats": held, "sources": [example.source for example in run.held_out],
+                                  "conversations": len(run.held_out),
+                                  "turns": sum(len(example.targets) for example in run.held_out)}
+    if run.settings.val_data:
+        validation["data_file"] = run.settings.val_data
+    else:
+        validation["split"] = run.settings.eval_split
     return {
         "fingerprint": run.fingerprint,
         "selection": run.settings.selection.to_dict(),
@@ -547,24 +669,25 @@ def _data_section(run: _Run) -> dict[str, Any]:
         "learned_tokens": stats.target_tokens,
         "skipped": dict(stats.skipped),
         "turns_excluded": dict(stats.turns_excluded),
-        "held_out": {"chats": held, "sources": [example.source for example in run.held_out]},
+        "held_out": validation,
     }
 
 
 def _finish(
-    run: _Run, model: Any, loaded: Any, total: int, history: list[float], metrics: dict[str, Any],
-    duration: float, samples: int,
+    run: _Run, model: Any, loaded: Any, done: int, total: int, history: list[float], metrics: dict[str, Any],
+    validations: list[Any], duration: float, samples: int,
 ) -> TrainResult:
     import peft
     import torch
     import transformers
 
     settings = run.settings
-    run.report(TrainProgress("saving", f"saving adapter {settings.name}", step=total, total_steps=total))
+    run.report(TrainProgress("saving", f"saving adapter {settings.name}", step=done, total_steps=total))
     model.save_pretrained(str(run.path), safe_serialization=True)
-    last_epoch = history[-max(1, total // settings.epochs):] if history else []
+    per_epoch = max(1, total // max(1, int(metrics.get("epochs") or 1)))
+    last_epoch = history[-per_epoch:] if history else []
     metrics.update(
-        steps=total,
+        steps=done,
         train_loss_first=history[0] if history else None,
         train_loss_last_epoch=sum(last_epoch) / len(last_epoch) if last_epoch else None,
         duration_s=round(duration, 3),
@@ -580,13 +703,15 @@ def _finish(
         data=_data_section(run),
         metrics=metrics,
         history=history,
+        validations=[item.to_dict() for item in validations],
         trainer="lora",
         versions={"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     )
     meta["base"]["family"] = loaded.family
     write_meta(run.path, meta)
     remove_checkpoints(run.path)
-    message = f"adapter {settings.name} saved in {run.path}"
-    run.report(TrainProgress("done", message, step=total, total_steps=total, loss=history[-1] if history else None,
-                             eval_loss=metrics.get("eval_loss")))
-    return TrainResult(settings.name, run.path, "complete", total, total, metrics, run.stats, message)
+    kept = f" (best validation: step {metrics['best_step']})" if metrics.get("best_step") is not None else ""
+    message = f"adapter {settings.name} saved in {run.path}{kept}"
+    run.report(TrainProgress("done", message, step=done, total_steps=total, loss=history[-1] if history else None,
+                             eval_loss=metrics.get("eval_loss"), eval_accuracy=metrics.get("val_accuracy")))
+    return TrainResult(settings.name, run.path, "complete", done, total, metrics, run.stats, message)

@@ -50,7 +50,7 @@ def test_train_list_show_eval_delete(capsys: pytest.CaptureFixture[str]) -> None
     out, err = capsys.readouterr()
     assert "training data: 5 conversations, 5 assistant turns, 5 images" in err
     assert "step 2/2" in err and "ETA" in err
-    assert "adapter mine saved in" in out and "eval loss" in out and "--adapter mine" in out
+    assert "adapter mine saved in" in out and "val loss" in out and "--adapter mine" in out
 
     assert main(["adapters", "list"]) == 0
     line = capsys.readouterr().out.strip()
@@ -105,6 +105,8 @@ def test_progress_printer_lines() -> None:
                           eta_s=75)
     assert progress_line(event, width=10) == (
         "step 12/60 [##........] 20% · epoch 1/3 · loss 1.2346 · 3.2 samples/s · ETA 1:15")
+    validated = TrainProgress("training", step=12, total_steps=60, loss=1.0, eval_loss=0.5, eval_accuracy=0.85)
+    assert "loss 1.0000 · val 0.5000 85% · ETA" in progress_line(validated)
     stream = io.StringIO()
     printer = ProgressPrinter(stream)
     for step in range(1, 41):

@@ -180,8 +180,21 @@ def test_split_is_seeded_and_keeps_training_data(store: Store) -> None:
     assert len(held) == 2 and len(train) == 8
     assert not {e.conversation_id for e in held} & {e.conversation_id for e in train}
     assert split_examples(examples[:1], 0.5, seed=0) == (examples[:1], [])
-    with pytest.raises(AssistantError, match="eval-split"):
+    with pytest.raises(AssistantError, match="val-split"):
         split_examples(examples, 1.0, seed=0)
+
+
+def test_split_keeps_the_examples_of_one_chat_together(store: Store) -> None:
+    colour_chats(store, 6)
+    examples = build_dataset(store, DataSelection()).examples
+    # a plugin may make several examples of one chat: they stay on one side whatever the seed
+    doubled = [example for example in examples for _ in range(3)]
+    for seed in range(8):
+        train, held = split_examples(doubled, 0.34, seed=seed)
+        assert len(held) == 6 and len(train) == 12  # 2 of the 6 chats, 3 examples each
+        assert not {e.conversation_id for e in held} & {e.conversation_id for e in train}
+    sides = {tuple(e.conversation_id for e in split_examples(doubled, 0.34, seed=seed)[1]) for seed in range(8)}
+    assert len(sides) > 1  # the seed chooses which chats
 
 
 def test_fingerprint_follows_what_training_reads(store: Store) -> None:

@@ -100,7 +100,8 @@ def test_adapter_is_standard_peft_with_metadata(store: Store) -> None:
         "adapter_config.json", "adapter_model.safetensors", META_FILE, "README.md"}
     peft_config = json.loads((path / "adapter_config.json").read_text())
     assert peft_config["peft_type"] == "LORA" and peft_config["r"] == 16
-    assert peft_config["target_modules"].startswith("model\\.text_model\\.")
+    assert "model\\.text_model\\." in peft_config["target_modules"]  # the text model and, by default, the connector
+    assert "model\\.connector\\.modality_projection\\.proj" in peft_config["target_modules"]
     meta = json.loads((path / META_FILE).read_text())
     assert meta["status"] == "complete"
     assert meta["base"] == {"profile": "tiny-smolvlm", "model": "", "local_build": "tiny-smolvlm", "revision": "",
@@ -130,6 +131,10 @@ def test_lora_targets_stay_in_the_language_model_unless_asked(shared_cache) -> N
         pattern, selected = lora_targets(model, ["q_proj", "v_proj", "down_proj"])
         assert selected and all(name.startswith(text_prefix) for name in selected)
         assert {name.rsplit(".", 1)[-1] for name in selected} == {"q_proj", "v_proj", "down_proj"}
+        _, with_connector = lora_targets(model, ["q_proj"], include_connector=True)
+        connector = [name for name in with_connector if not name.startswith(text_prefix)]
+        assert connector == {"tiny-smolvlm": ["model.connector.modality_projection.proj"],
+                             "tiny-qwen2vl": ["model.visual.merger.mlp.0", "model.visual.merger.mlp.2"]}[profile]
         _, with_vision = lora_targets(model, ["q_proj"], include_vision=True)
         assert any(name.startswith(vision_prefix) for name in with_vision)
         assert "lm_head" not in with_vision
@@ -139,10 +144,13 @@ def test_lora_targets_stay_in_the_language_model_unless_asked(shared_cache) -> N
 
 def test_qwen2vl_trains_the_language_model_and_the_vision_side_on_request(store: Store) -> None:
     colour_chats(store, 2)
-    result = train_adapter(config("qwen", profile="tiny-qwen2vl", epochs=1), store=store)
+    result = train_adapter(config("qwen", profile="tiny-qwen2vl", epochs=1, include_connector=False), store=store)
     assert result.status == "complete" and read_adapter("qwen").base.family == "qwen2_vl"
     keys = weights("qwen").keys()
     assert keys and all(".language_model." in key for key in keys)
+    train_adapter(config("qwen-connector", profile="tiny-qwen2vl", epochs=1), store=store)  # the default
+    vision_side = {key for key in weights("qwen-connector") if ".language_model." not in key}
+    assert vision_side and all(".visual.merger." in key for key in vision_side)
     train_adapter(config("qwen-vision", profile="tiny-qwen2vl", epochs=1, include_vision=True), store=store)
     keys = weights("qwen-vision").keys()
     assert any(".visual." in key for key in keys) and any(".language_model." in key for key in keys)
@@ -278,5 +286,8 @@ def test_qlora_path_quantises_the_language_model_only(store: Store) -> None:
     loss.backward()
     assert tokens > 0 and torch.isfinite(loss)
     trainable = {name: parameter for name, parameter in tuned.named_parameters() if parameter.requires_grad}
-    assert trainable and all("lora_" in name and ".text_model." in name for name in trainable)
+    assert trainable and all("lora_" in name for name in trainable)
+    # the language model's layers and (by default) the unquantised connector; nothing of the vision tower
+    assert all(".text_model." in name or ".connector." in name for name in trainable)
+    assert any(".connector." in name for name in trainable) and any(".text_model." in name for name in trainable)
     assert any(float(parameter.grad.abs().sum()) > 0 for parameter in trainable.values())

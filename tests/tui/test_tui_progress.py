@@ -16,12 +16,14 @@ class Work:
     def __init__(self) -> None:
         self.step = 0
         self.losses: list[float] = []
+        self.validation: list[float] = []
         self.stopped = threading.Event()
 
     def view(self) -> ProgressView:
         return ProgressView("Training adapter demo", completed=self.step, total=10,
                             status=f"step {self.step}/10 · loss {self.losses[-1] if self.losses else 0:.2f}",
-                            series=list(self.losses), finished=self.step >= 10)
+                            series=list(self.losses), finished=self.step >= 10,
+                            second_series=list(self.validation))
 
     def advance(self) -> None:
         self.step += 1
@@ -53,6 +55,11 @@ async def test_progress_screen_follows_the_work_and_can_stop_it(make_app):
         await wait_for(pilot, lambda: app.screen.query_one("#progress-bar").progress == 4, "the bar to follow")
         assert "step 4/10" in str(app.screen.query_one("#progress-status").render())
         assert list(app.screen.query_one("#progress-plot").data) == work.losses
+        assert not app.screen.query_one("#progress-plot2").display  # no second curve yet: no empty plot
+        work.validation += [3.0, 2.5]
+        await wait_for(pilot, lambda: app.screen.query_one("#progress-plot2").display, "the second plot")
+        assert list(app.screen.query_one("#progress-plot2").data) == [3.0, 2.5]
+        await pilot.pause()  # the screen grew by the second plot: let the layout settle before clicking
         await pilot.click("#progress-stop")
         assert work.stopped.is_set()
         await pilot.press("escape")

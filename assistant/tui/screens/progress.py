@@ -39,6 +39,7 @@ class ProgressScreen(ModalScreen[None]):
             yield ProgressBar(id="progress-bar", show_eta=False)
             yield Label("", id="progress-status")
             yield Sparkline([], id="progress-plot")
+            yield Sparkline([], id="progress-plot2")  # ProgressView.second_series (e.g. the validation loss)
             with Horizontal():
                 if self._stop is not None:
                     yield Button("Stop", id="progress-stop", variant="warning")
@@ -64,6 +65,8 @@ class ProgressScreen(ModalScreen[None]):
             for button in self.query("#progress-stop"):
                 button.disabled = True
         self.query_one("#progress-plot", Sparkline).data = list(view.series[-200:])
+        second = self.query_one("#progress-plot2", Sparkline)
+        second.data, second.display = list(view.second_series[-200:]), bool(view.second_series)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "progress-stop" and self._stop is not None:

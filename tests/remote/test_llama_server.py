@@ -1,4 +1,7 @@
-"""The `openai` backend against a third-party server: llama.cpp's llama-server serving our tiny SmolVLM as GGUF.
+"""The `openai` backend against a third-party server: llama.cpp's llama-server serving our SmolVLM build as GGUF.
+
+The GGUF is converted from the `bench-smolvlm-256m` build (SmolVLM-256M-Instruct's architecture, random weights):
+llama.cpp refuses the tiny build's image prompt with "Invalid token", so only the real architecture proves images.
 
 This proves the client speaks the protocol other servers speak, not only our own `assistant serve`. Building
 llama-server takes ~15 minutes on 2 cores, so `.ci/run` builds it in a separate step (.ci/llama-server-recipe.sh)

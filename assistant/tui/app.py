@@ -55,6 +55,7 @@ from .slash import SlashMixin
 from .terminal import take_typeahead
 from .widgets.chatlog import AssistantMessage, ChatLog, UserMessage
 from .widgets.composer import Composer
+from .widgets.history import show_grounding
 from .widgets.prompt import ChipBar, PromptArea
 from .widgets.sidebar import Sidebar
 from .widgets.statusbar import StatusBar
@@ -630,7 +631,7 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
             await job.widget.finish(message, event.error)
             reply = stream.reply if stream is not None else None
             if reply is not None and reply.grounding is not None and reply.grounding.shapes:
-                self._show_grounding(job.widget, reply.grounding, str(reply.grounding.raw.get("image_sha256", "")))
+                show_grounding(job.widget, reply.grounding, str(reply.grounding.raw.get("image_sha256", "")), self.store)
         self.update_status()
         self.refresh_sidebar()
 

@@ -1,44 +1,29 @@
-"""The app's saved chats: open, new, rename, delete, export, the sidebar, and drawing a saved chat (boxes too)."""
+"""The app's saved chats: open, new, rename, delete, export, and the sidebar (drawing one: widgets/history.py)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..api import Chat
-from ..conversation import Conversation, Message
 from ..errors import AssistantError
-from .format import grounding_caption
 from .guard import guarded
 from .screens.dialogs import ConfirmDialog, TextPrompt
-from .widgets.chatlog import AssistantMessage, Notice, UserMessage
+from .widgets.history import show_conversation
 from .widgets.sidebar import ChatList, Sidebar
 
 if TYPE_CHECKING:
-    from ..geometry import Grounding
     from .app import AssistantApp
 
     _App = AssistantApp
 else:
     _App = object
 
-log = logging.getLogger(__name__)
-
 
 def _slug(title: str) -> str:
     slug = re.sub(r"[^\w-]+", "-", title.lower()).strip("-")
     return slug[:40].rstrip("-") or "chat"
-
-
-def _draw_function() -> Any:
-    """The grounding plugin's drawing helper, when installed."""
-    try:
-        from assistant_plugins.grounding.draw import draw_grounding
-    except ImportError:
-        return None
-    return draw_grounding
 
 
 class ChatsMixin(_App):
@@ -75,58 +60,11 @@ class ChatsMixin(_App):
         await self._leave_chat()
         self.chat = Chat(self.assistant, conversation) if self.assistant is not None else None
         self.current_chat_id = chat_id
-        await self._show_conversation(conversation)
+        assert self.store is not None
+        await show_conversation(self.chat_log, conversation, self.store, self.config.timings, self.image_renderer)
         self.prompt.prompt_history = [m.text for m in conversation.messages if m.role == "user" and m.text.strip()][-100:]
         self.update_status()
         self.refresh_sidebar()
-
-    async def _show_conversation(self, conversation: Conversation) -> None:
-        """Draw a saved chat: questions with thumbnails, replies, each tool call with its result, drawn boxes."""
-        from ..agent import stored_steps
-        from .widgets.toolstep import ToolStep
-
-        assert self.store is not None
-        await self.chat_log.reset(welcome=not conversation.messages)
-        steps = stored_steps(conversation.messages)
-        shown_results = {step.result_index for step in steps if step.result_index is not None}
-        widgets: list[Any] = []
-        grounded: list[tuple[AssistantMessage, Message]] = []
-        results: list[tuple[Any, Any]] = []
-        for index, message in enumerate(conversation.messages):
-            if message.role == "user":
-                images = self._thumbs(message.images)
-                widgets.append(UserMessage(message.text, images, renderer=self.image_renderer, message_id=message.id))
-            elif message.role == "assistant":
-                reply = AssistantMessage(message, timings=self.config.timings, renderer=self.image_renderer)
-                widgets.append(reply)
-                if message.meta is not None and message.meta.extra.get("grounding"):
-                    grounded.append((reply, message))
-                for step in steps:
-                    if step.message_index == index:
-                        widget = ToolStep(step.call, renderer=self.image_renderer, status="no result")
-                        widgets.append(widget)
-                        if step.result is not None:
-                            results.append((widget, step))
-            elif message.role == "tool" and index not in shown_results:
-                widgets.append(Notice(f"tool result: {message.text[:500]}"))
-        if widgets:
-            await self.chat_log.mount_all(widgets)
-        for widget, step in results:
-            await widget.set_result(step.result, self._thumbs(step.images))
-        for reply, message in grounded:
-            self._show_stored_grounding(reply, message)
-        self.chat_log.scroll_end(animate=False)
-
-    def _thumbs(self, parts: list[Any]) -> list[tuple[Path, str]]:
-        """Stored images as (file, caption) for thumbnails."""
-        assert self.store is not None
-        images = []
-        for part in parts:
-            try:
-                images.append((self.store.image_path(part.sha256), f"{part.source} {part.width}x{part.height}"))
-            except AssistantError:
-                continue
-        return images
 
     def refresh_sidebar(self) -> None:
         sidebar = self.sidebar
@@ -236,36 +174,3 @@ class ChatsMixin(_App):
             raise AssistantError(f"cannot write {path}: {error.strerror or error}; choose another file") from None
         self.notify(f"exported to {path}", markup=False)
         return path
-
-    # --- grounding ----------------------------------------------------------------------------------------
-
-    def _show_grounding(self, widget: AssistantMessage, grounding: "Grounding", image_sha: str) -> None:
-        caption = grounding_caption(grounding)
-        draw = _draw_function()
-        image = None
-        if draw is not None and image_sha and self.store is not None:
-            try:
-                from PIL import Image as PILImage
-
-                with PILImage.open(self.store.image_path(image_sha)) as opened:
-                    image = draw(opened.convert("RGB"), grounding)
-            except Exception as error:  # noqa: BLE001 - drawing is a nicety; the reply text is what matters
-                log.warning("drawing the grounding failed: %s", error)
-                image = None
-        widget.show_grounding(image, caption)
-
-    def _show_stored_grounding(self, widget: AssistantMessage, message: Message) -> None:
-        from ..geometry import Grounding, shape_from_dict
-
-        data = message.meta.extra.get("grounding") if message.meta is not None else None
-        if not isinstance(data, dict):
-            return
-        try:
-            shapes = [shape_from_dict(shape) for shape in data.get("shapes", [])]
-            size = data.get("image_size") or (0, 0)
-            grounding = Grounding(format=str(data.get("format", "")), shapes=shapes, image_size=(int(size[0]), int(size[1])))
-        except (ValueError, KeyError, TypeError, IndexError):
-            return
-        if grounding.shapes:
-            self._show_grounding(widget, grounding, str(data.get("image", "")))
-

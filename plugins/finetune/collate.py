@@ -1,6 +1,6 @@
 """Tokenisation for training: the prompt exactly as at inference, labels only on the learned assistant replies.
 
-The chat is rendered with the engine's own `template_messages` and the processor's chat template. Each learned
+The chat is rendered with the engine's own `render_chat` (tools and tool calls as at inference). Each learned
 reply is a character span of that text: from the end of the prompt the model would get before answering
 (rendered with `add_generation_prompt=True`) to the end of its turn marker (`<end_of_utterance>`, `<|im_end|>`),
 so the model also learns to stop. Spans become token labels through the tokenizer's offsets; the processor then
@@ -14,8 +14,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from assistant.engine.inputs import conversation_image_parts, image_kwargs, template_messages
-from assistant.errors import AssistantError
+from assistant.engine.inputs import conversation_image_parts, image_kwargs, offered_tools, render_chat
 
 from .dataset import Example
 
@@ -40,23 +39,29 @@ class Rendered:
     """Learned replies whose prompt the template renders differently once the reply follows (left out)."""
 
 
-def _render(processor: Any, messages: Sequence["Message"], system_prompt: str, generation_prompt: bool) -> str:
-    chat = template_messages(messages, system_prompt)
-    try:
-        return processor.apply_chat_template(chat, add_generation_prompt=generation_prompt, tokenize=False)
-    except Exception as error:  # template errors are problems of the model's config, not bugs of ours
-        raise AssistantError(f"the model's chat template cannot render this conversation: {error}") from None
+def _render(
+    processor: Any, messages: Sequence["Message"], system_prompt: str, generation_prompt: bool,
+    tools: Sequence[dict] | None = None,
+) -> str:
+    """Through the engine's own `render_chat`: the tools block and the native or fallback tool-call format are
+    exactly those of inference."""
+    return render_chat(processor, messages, system_prompt, tools, add_generation_prompt=generation_prompt)
 
 
 def render_example(processor: Any, example: Example, system_prompt: str = "") -> Rendered:
-    """The text the model trains on and the spans of the learned replies (end-of-turn marker included)."""
+    """The text the model trains on and the spans of the learned replies (end-of-turn marker included).
+
+    An agent chat is rendered with the tool declarations it was answered with (recorded in its replies), so
+    every learned reply follows exactly the prompt the model had at inference.
+    """
     messages = example.messages[: example.targets[-1] + 1]
-    full = _render(processor, messages, system_prompt, False)
+    tools = offered_tools(example.messages)
+    full = _render(processor, messages, system_prompt, False, tools)
     spans: list[tuple[int, int]] = []
     skipped = 0
     for index in example.targets:
-        before = _render(processor, messages[:index], system_prompt, True)
-        through = _render(processor, messages[: index + 1], system_prompt, False)
+        before = _render(processor, messages[:index], system_prompt, True, tools)
+        through = _render(processor, messages[: index + 1], system_prompt, False, tools)
         end = len(through.rstrip())  # the turn marker is learned, the newline the template adds after it is not
         if not (full.startswith(before) and full.startswith(through) and end > len(before)):
             skipped += 1

@@ -127,3 +127,35 @@ def test_alignment_refuses_to_lose_learned_tokens() -> None:
     assert align_labels([1, 2, 3], [False, True, True], [1, 9, 9, 9, 2, 3]) == [IGNORE, IGNORE, IGNORE, IGNORE, 2, 3]
     with pytest.raises(RuntimeError, match="lost 1 of 2 learned tokens"):
         align_labels([1, 2, 3], [False, True, True], [1, 9, 9, 2, 4])
+
+
+def test_agent_chats_train_on_exactly_the_inference_prompt_token_by_token(loaded) -> None:
+    """An agent chat (tools offered, a tool call, a result with an image) is learned with the tools block and the
+    tool-call format the model had when answering: each learned reply follows, token for token, the prompt
+    `build_inputs` gives `generate` (native `tools=` on Qwen-style templates, the fallback block on SmolVLM)."""
+    from assistant.conversation import ReplyMeta, ToolCallPart, ToolResultPart
+    from assistant.engine.inputs import build_inputs
+    from assistant.toolcalls import tool_spec
+
+    tools = [tool_spec("screenshot", "Capture the screen.", {"type": "object", "properties": {}})]
+    library = ImageLibrary()
+    screen = library.add_image(image_from_pil(square("blue", random.Random(1)), "screen.png"))
+    messages = [
+        Message("user", [TextPart("What is on my screen?")]),
+        Message("assistant", [ToolCallPart("screenshot", {}, "c1")], meta=ReplyMeta(extra={"tools": tools})),
+        Message("tool", [ToolResultPart("c1", "screenshot", "Screenshot (64x64)."), screen]),
+        Message("assistant", [TextPart("A blue square.")], meta=ReplyMeta(extra={"tools": tools})),
+    ]
+    encoder = Encoder(loaded, library.open)
+    batch = encoder.encode([Example(messages, [1, 3], "agent")])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    assert "Capture the screen." in encoder.rendered(Example(messages, [1, 3], "agent")).text
+    learned_runs = [index for index in range(len(ids)) if labels[index] != IGNORE
+                    and (index == 0 or labels[index - 1] == IGNORE)]
+    assert len(learned_runs) == 2  # the tool call and the final answer
+    for target, start in zip([1, 3], learned_runs):
+        prompt = build_inputs(loaded, messages[:target], library.open, tools=tools).tensors["input_ids"][0].tolist()
+        assert ids[: len(prompt)] == prompt, f"reply {target}: training and inference prompts differ"
+        assert start >= len(prompt)  # the reply's labels begin where the inference prompt ends
+        assert not any(start <= index < len(prompt) for index in learned_runs)
+    assert all(label == IGNORE for label in labels[: learned_runs[0]])

@@ -5,7 +5,8 @@ Run `python -m assistant.bench_batch --profile bench-smolvlm-256m-quick --images
 once per batch size with the BatchRun/ModelAnswerer the command uses, every answer exactly `--new-tokens` long
 (greedy, min_new_tokens = max_new_tokens, so random-weight models do not stop early). Batch 1 is the chat path
 (`backend.stream`, fused decode step); larger sizes are one `generate` call per group (engine.batching).
-A small group is run and discarded before each size to warm up; sizes may repeat (1,8,1,8) so that a busy
+The engine's vision cache is off (each input
+pays its encoder, as a new image does). A small group is run and discarded before each size to warm up; sizes may repeat (1,8,1,8) so that a busy
 machine's load hits every size alike. CPU seconds of this process are reported too: on a shared machine they
 measure the work per input better than the wall clock.
 """
@@ -93,8 +94,12 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--question", default="Describe this picture.")
     parser.add_argument("--json", default=None, help="Also write the results here.")
+    parser.add_argument("--vision-cache", action="store_true",
+                        help="Keep the engine's vision cache on (warm-up images would then be free in later runs).")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not args.vision_cache:
+        os.environ["ASSISTANT_VISION_CACHE_MB"] = "0"  # every input pays its encoder, as new images do
     results = measure(args.profile, args.images, [int(size) for size in args.sizes.split(",")], args.new_tokens,
                       args.question)
     print(f"{'batch':>5} {'inputs/s':>9} {'tokens/s':>9} {'speedup':>8} {'inputs/cpu-s':>13} {'cpu speedup':>12}")

@@ -162,7 +162,7 @@ class ProgressPrinter:
 @data_options()
 @click.option("--epochs", type=click.IntRange(1), default=None,
               help="Passes over the data (default: from the data size, 3 to 20; early stopping may end sooner).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (default 5e-3).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (default 2e-3).")
 @click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank (default: the profile's, 16).")
 @click.option("--alpha", type=click.IntRange(1), default=None, help="LoRA alpha (default: the profile's, 32).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Conversations per forward pass (default 1).")

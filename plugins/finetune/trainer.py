@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 DEFAULTS: dict[str, Any] = {
     "epochs": 0,
-    "lr": 5e-3,
+    "lr": 2e-3,
     "batch_size": 1,
     "grad_accum": 4,
     "grad_checkpointing": False,
@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
 }
 """epochs 0: from the data size (auto_epochs); eval_every 0: about EVALUATIONS evaluations per run."""
-TARGET_SAMPLES = 320
+TARGET_SAMPLES = 800
 """Without --epochs, enough epochs for about this many training examples seen (early stopping ends sooner)."""
 MIN_EPOCHS, MAX_EPOCHS = 3, 20
 EVALUATIONS = 10

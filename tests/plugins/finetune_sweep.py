@@ -38,7 +38,18 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "conn-lr2e-2-p6": {"lr": 2e-2, "include_connector": True, "patience": 6},
     "vision-lr5e-3": {"lr": 5e-3, "include_vision": True},
     "defaults": {},
+    "long": {"epochs": 20, "patience": 0},
 }
+for _lr in ("2e-3", "5e-3", "1e-2"):
+    for _layers, _connector in (("text", False), ("conn", True)):
+        SETTINGS[f"{_layers}-lr{_lr}-p3"] = {"lr": float(_lr), "include_connector": _connector}
+        SETTINGS[f"{_layers}-lr{_lr}-long"] = {"lr": float(_lr), "include_connector": _connector, "epochs": 20,
+                                               "patience": 0}
+SETTINGS["text-lr5e-3-r64-long"] = {"lr": 5e-3, "include_connector": False, "rank": 64, "alpha": 128, "epochs": 20,
+                                    "patience": 0}
+SETTINGS["vision-lr5e-3-long"] = {"lr": 5e-3, "include_vision": True, "epochs": 20, "patience": 0}
+SETTINGS["text-lr5e-3-cosine-long"] = {"lr": 5e-3, "include_connector": False, "schedule": "cosine", "epochs": 20,
+                                       "patience": 0}
 """Named settings (TrainConfig fields) on top of the defaults; "defaults" is `assistant train` with no flags."""
 
 _LOADED: dict[str, Any] = {}

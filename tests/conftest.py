@@ -73,4 +73,7 @@ def assistant_home(tmp_path, monkeypatch, shared_cache) -> Path:
     monkeypatch.setenv("ASSISTANT_HOME", str(home))
     monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(shared_cache))
     monkeypatch.delenv("ASSISTANT_DISABLE_PLUGINS", raising=False)
+    from assistant.paths import take_notices
+
+    take_notices()  # a notice about another test's home (one process runs them all) is not this test's
     return home

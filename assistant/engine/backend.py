@@ -97,6 +97,11 @@ class TransformersBackend:
         answer one request at a time."""
         return self.engine.generate_batch(requests, stop)
 
+    def encode_ahead(self, image: Any) -> Any:
+        """Start encoding an attached image (PIL) before the question is sent; a Future. Optional: a UI looks
+        for it with getattr (engine.Engine.encode_ahead, docs/performance.md)."""
+        return self.engine.encode_ahead(image)
+
     def set_adapter(self, name: str | None) -> None:
         from ..adapters import activate_adapter
 

@@ -218,6 +218,35 @@ class Engine:
         self.cache.clear()
         self.vision_cache.clear()
 
+    def encode_ahead(self, image: Any) -> Any:
+        """Queue the vision encoding of `image` (a PIL image) on the engine thread and return its Future (the
+        number of units the encoder ran): a UI calls it when an image is attached, so the question typed
+        meanwhile finds the features in the vision cache. Replies queued later run after it, in order."""
+        return executor.submit(self._encode_ahead, image)
+
+    def _encode_ahead(self, image: Any) -> int:
+        import torch
+
+        from .inputs import image_kwargs
+        from .memory import trim_freed_memory
+
+        loaded, cache = self.loaded, self.vision_cache
+        if not cache.enabled:
+            return 0
+        processor = loaded.processor
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}]
+        prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        tensors = processor(text=[prompt], images=[[image]], return_tensors="pt", **image_kwargs(loaded)).to(loaded.device)
+        cache.scope = loaded.adapter
+        misses = cache.misses
+        with torch.inference_mode():
+            if "image_grid_thw" in tensors:
+                loaded.model.model.get_image_features(tensors["pixel_values"], tensors["image_grid_thw"])
+            elif "pixel_values" in tensors:
+                loaded.model.model.get_image_features(tensors["pixel_values"], tensors.get("pixel_attention_mask"))
+        trim_freed_memory()
+        return cache.misses - misses
+
     def count_tokens(
         self,
         messages: Sequence[Message],

@@ -195,3 +195,18 @@ def test_digest_sees_shape_dtype_and_every_byte():
     assert digest(tile.view(3, 64)) != digest(tile)
     assert digest(tile.double()) != digest(tile)
     assert digest(tile, None) != digest(tile, torch.ones(8, 8, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("profile", TINY)
+def test_encoding_ahead_lets_the_question_skip_the_encoder(profile, tmp_path):
+    """What the TUI can do while the user types: encode the attached image; the reply then finds it cached
+    and answers exactly as without it."""
+    picture = make_image(tmp_path / "a.png", (300, 200), "red")
+    ahead = Assistant.from_profile(profile)
+    encoded = ahead.backend.encode_ahead(Image.open(picture).convert("RGB")).result()
+    assert encoded > 0
+    calls = _count_encoder_calls(ahead.engine.loaded)
+    reply = ahead.chat().ask("What is in this picture?", images=[picture], max_new_tokens=6)
+    assert not calls, "the question should find the image already encoded"
+    plain = Assistant.from_profile(profile)
+    assert plain.chat().ask("What is in this picture?", images=[picture], max_new_tokens=6).text == reply.text

@@ -2,7 +2,8 @@
 
 Measured on the 2-core bench machine while other processes kept it busy (load average 7-11), SmolVLM-256M
 bf16, 2 torch threads: libgomp's default (threads spin between parallel regions) decoded 0.5-0.7 tokens/s,
-1 thread 4.7-5.7, 2 threads with OMP_WAIT_POLICY=PASSIVE 6.6-6.8 (GOMP_SPINCOUNT=20000: 1.7-2.5). A spinning
+1 thread 4.7-5.7, 2 threads with OMP_WAIT_POLICY=PASSIVE 6.6-6.8 (GOMP_SPINCOUNT=20000: 1.7-2.5); at load 1-2.7,
+ACTIVE 2.5-8.7 against PASSIVE 13-18 (an idle machine was not available to measure). A spinning
 thread burns the time slice the other one needs to finish its half of the product. The setting only takes
 effect before torch starts OpenMP, hence here, at `import assistant`; a value the user set is kept
 (`OMP_WAIT_POLICY=ACTIVE` restores the default). docs/performance.md has the numbers.

@@ -465,6 +465,19 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
 
         return lambda context, question, others: fit_to_model(assistant, context, question, others)
 
+    def on_composer_image_attached(self, event: Composer.ImageAttached) -> None:
+        """Encode while typing: a backend that can (the transformers engine) encodes the image on its thread now,
+        so the question sent later finds the features in its vision cache. Queued work: the UI never waits."""
+        assistant = self.assistant
+        if assistant is None or self.load_state != "ready":
+            return
+        encode = getattr(assistant.backend, "encode_ahead", None)
+        if callable(encode):
+            try:
+                encode(event.image)
+            except Exception:  # noqa: BLE001 - a head start, never a reason to fail the attachment
+                log.exception("encoding an attached image ahead failed")
+
     @guarded
     async def on_composer_send_requested(self, event: Composer.SendRequested) -> None:
         """A question whose images were read or whose document pages were chosen: send it now."""

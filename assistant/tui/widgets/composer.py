@@ -43,6 +43,14 @@ class Composer(Vertical):
             self.question = question
             self.extra = extra
 
+    class ImageAttached(Message):
+        """An image chip was added: the app may encode it while the question is typed."""
+
+        def __init__(self, image: Any) -> None:
+            super().__init__()
+            self.image = image
+            """The chip's PIL image (RGB), the pixels the reply will send."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.menu = CompletionMenu(id="completions")
@@ -91,6 +99,8 @@ class Composer(Vertical):
 
     def _add_chip(self, attachment: Attachment) -> None:
         self.chips.add_chip(attachment)
+        if attachment.image is not None:
+            self.post_message(self.ImageAttached(attachment.image.image))
 
     def _send(self, question: str, extra: dict[str, Any] | None = None) -> None:
         self.post_message(self.SendRequested(question, extra))

@@ -118,8 +118,8 @@ def _check_ask_options(
     """Options of `ask` that do not go together: one line saying which, before anything is loaded."""
     if (pages or password) and not pdf:
         raise AssistantError("--pages and --password need --pdf FILE")
-    if (yes or max_steps is not None) and not agent_mode:
-        raise AssistantError("--yes and --max-steps work with --agent; add --agent to let the model use tools")
+    if (yes is not None or max_steps is not None or dry_run) and not agent_mode:
+        raise AssistantError("--yes, --max-steps and --dry-run work with --agent; add --agent to let the model use tools")
     if as_json and json_stream:
         raise AssistantError("use either --json (one object at the end) or --json-stream (lines as text arrives)")
     if agent_mode and (as_json or json_stream or system or temperature is not None or top_p is not None or seed is not None):
@@ -175,6 +175,7 @@ def _ask_document(
 @click.option("--yes", "-y", "yes", is_flag=False, flag_value="", default=None, metavar="[TOOL,...]",
               help="With --agent: pre-approve the calls of these tools (default: the tools your question names).")
 @click.option("--max-steps", type=click.IntRange(0, 100), default=None, help="With --agent: most tool steps (default 6).")
+@click.option("--dry-run", "dry_run", is_flag=True, help="With --agent: desktop actions are previewed and logged, never sent.")
 def ask(
     question: str,
     profile: str | None,
@@ -200,6 +201,7 @@ def ask(
     agent_mode: bool,
     yes: str | None,
     max_steps: int | None,
+    dry_run: bool,
 ) -> None:
     """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout.
 
@@ -242,7 +244,10 @@ def ask(
         extra["attached"] = [Path(pdf).name]  # the chat's title names the file, never its page text
     chat = _chat_to_use(bot, chat_ref, continue_last)
     if agent_mode:
-        _ask_agent(chat, text, attachments, context_text, extra, max_tokens, yes, max_steps, stats, typed=question)
+        from .dryrun import actions_dry_run
+
+        with actions_dry_run(dry_run):
+            _ask_agent(chat, text, attachments, context_text, extra, max_tokens, yes, max_steps, stats, typed=question)
         return
     stream = chat.stream(
         text,

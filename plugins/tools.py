@@ -414,18 +414,10 @@ def tools_run(name: str, arguments: str, yes: bool, dry_run: bool) -> None:
     decision = permissions.check(tool.name, tool.description, tool.side_effects, values)
     if not decision.approved:
         raise AssistantError(f"{name} was not run: {decision.describe()}")
-    from assistant_plugins.actions.safety import DRY_RUN_ENV
+    from assistant.dryrun import actions_dry_run
 
-    previous = os.environ.get(DRY_RUN_ENV)
-    if dry_run:
-        os.environ[DRY_RUN_ENV] = "1"
-    try:
+    with actions_dry_run(dry_run):
         result, _ = run_tool(tool, values, None)
-    finally:
-        if dry_run and previous is None:
-            os.environ.pop(DRY_RUN_ENV, None)
-        elif dry_run:
-            os.environ[DRY_RUN_ENV] = previous or ""
     if result.is_error:
         raise AssistantError(result.text.removeprefix("error: "))
     click.echo(result.text + (f" [+{len(result.images)} image(s)]" if result.images else ""))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from assistant.dryrun import DRY_RUN_ENV  # one name for every surface that sets it
 from assistant.errors import AssistantError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ DEFAULT_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
 FAILSAFE_PX = 2
 """The pointer within this many pixels of a monitor corner trips the failsafe."""
-DRY_RUN_ENV = "ASSISTANT_ACTIONS_DRY_RUN"
 COORDINATE_SYSTEMS = ("image", "pixel", "norm1000", "norm1", "percent", "model")
 
 

@@ -468,3 +468,20 @@ def test_agent_the_confirmation_shows_the_exact_text_and_keys(app):
     assert asked[1].preview == 'types "rm -rf \\"x\\"\\n" (11 characters) in the focused window \'Actions test\''
     assert asked[2].preview.startswith("presses ctrl+s in ")
     assert app.wait_for(lambda e: e["event"] == "keys")["keys"] == "ctrl+s"
+
+
+def test_ask_agent_dry_run_previews_every_action_and_sends_nothing(app, monkeypatch, capsys):
+    from assistant import Assistant
+    from assistant.cli import main
+    from assistant.dryrun import DRY_RUN_ENV
+
+    x, y = app.centre("ok")
+    bot, engine = scripted_assistant([call("screenshot", {}), call("click", {"x": x, "y": y}), "I would have pressed OK."])
+    monkeypatch.setattr(Assistant, "load", lambda self, progress=None: engine)
+    code = main(["ask", "--agent", "--yes", "screenshot,click", "--dry-run", "press the OK button"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Dry run: would have clicked left" in err and out.strip() == "I would have pressed OK."
+    assert app.drain() == []  # nothing reached the application
+    assert [entry["outcome"] for entry in safety.read_log()] == ["dry run"]
+    assert DRY_RUN_ENV not in os.environ  # the dry run ends with the command

@@ -14,6 +14,7 @@ DATA_MODULES = [
     "assistant.conversation",
     "assistant.geometry",
     "assistant.screenmap",
+    "assistant.dryrun",
     "assistant.hooktypes",
     "assistant.hookspecs",
     "assistant.plugins",

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from .conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from .conversation import ImagePart, Message, ReplyMeta, TextPart, ToolCallPart, ToolResultPart
 from .errors import AssistantError
 from .hooktypes import Tool, ToolResult
 from .permissions import Answer, ApprovalRequest, Decision, Permissions
@@ -561,18 +561,23 @@ class Agent:
         if not decision.approved:
             yield ToolCallDenied(step, shown, decision)
             why = "the user denied this call" if decision.asked else decision.describe()
-            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: {why}"), 0.0)
+            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: {why}"), 0.0, decision)
             return
         yield ToolCallApproved(step, shown, decision)
         if self._stop.is_set():
-            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
+            yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0, decision)
             return
         context = ToolContext(self.chat, self._stop)
         result, seconds = run_tool(tool, call.arguments, context)
-        yield self._store_result(step, shown, result, seconds)
+        yield self._store_result(step, shown, result, seconds, decision)
 
-    def _store_result(self, step: int, call: ToolCallPart, result: ToolResult, seconds: float) -> ToolResultReady:
-        """Save the result as a `tool` message: the ToolResultPart, then the images (stored by content)."""
+    def _store_result(
+        self, step: int, call: ToolCallPart, result: ToolResult, seconds: float, decision: Decision | None = None
+    ) -> ToolResultReady:
+        """Save the result as a `tool` message: the ToolResultPart, then the images (stored by content).
+
+        The approval decision is kept in the message's meta (`extra["approval"]`), never in the text the model
+        reads: `assistant chats show` lists who allowed each call and how."""
         text = result.text or ""
         if len(text) > MAX_RESULT_CHARS:
             text = text[:MAX_RESULT_CHARS] + f"\n[... cut: {len(result.text) - MAX_RESULT_CHARS} more characters]"
@@ -581,7 +586,8 @@ class Agent:
         if problem:
             text = f"{text}\n{problem}".strip()
         part = ToolResultPart(call_id=call.call_id, name=call.name, text=text, is_error=is_error)
-        message = self.chat.add_message(Message(role="tool", parts=[part, *images]))
+        meta = ReplyMeta(extra={"approval": decision.describe()}) if decision is not None else None
+        message = self.chat.add_message(Message(role="tool", parts=[part, *images], meta=meta))
         return ToolResultReady(step, call, part, tuple(images), message.id or 0, seconds)
 
     def _store_images(self, name: str, images: list[Any]) -> tuple[list[ImagePart], str]:

@@ -113,12 +113,12 @@ def _yes_scope(yes: str | None, question: str, tools: Any) -> frozenset[str]:
 def _check_ask_options(
     pdf: str | None, pages: str | None, password: str | None, agent_mode: bool, yes: bool, max_steps: int | None,
     as_json: bool, json_stream: bool, system: str | None, temperature: float | None, top_p: float | None,
-    seed: int | None, continue_last: bool, chat_ref: str | None, images: tuple[str, ...],
+    seed: int | None, continue_last: bool, chat_ref: str | None, images: tuple[str, ...], dry_run: bool = False,
 ) -> None:
     """Options of `ask` that do not go together: one line saying which, before anything is loaded."""
     if (pages or password) and not pdf:
         raise AssistantError("--pages and --password need --pdf FILE")
-    if (yes is not None or max_steps is not None or dry_run) and not agent_mode:
+    if (yes or max_steps is not None or dry_run) and not agent_mode:
         raise AssistantError("--yes, --max-steps and --dry-run work with --agent; add --agent to let the model use tools")
     if as_json and json_stream:
         raise AssistantError("use either --json (one object at the end) or --json-stream (lines as text arrives)")
@@ -217,7 +217,7 @@ def ask(
     _check_ask_options(
         pdf=pdf, pages=pages, password=password, agent_mode=agent_mode, yes=yes is not None, max_steps=max_steps,
         as_json=as_json, json_stream=json_stream, system=system, temperature=temperature, top_p=top_p, seed=seed,
-        continue_last=continue_last, chat_ref=chat_ref, images=images,
+        continue_last=continue_last, chat_ref=chat_ref, images=images, dry_run=dry_run,
     )
     piped = "" if "-" in images else _piped_text()
     text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped

@@ -842,6 +842,9 @@ class Store:
             if message.status != "ok":
                 error = message.meta.error if message.meta and message.meta.error else None
                 lines += [f"_({message.status}{': ' + error if error else ''})_", ""]
+            approval = message.meta.extra.get("approval") if message.meta and message.role == "tool" else None
+            if approval:
+                lines += [f"_Approval: {approval}_", ""]
             if message.rating:
                 lines += ["_Rated " + ("+1 (good)" if message.rating > 0 else "-1 (bad)") + "_", ""]
             if message.correction is not None:

@@ -98,6 +98,8 @@ def test_step_limit_and_failures_are_reported(capsys, script):
 def test_agent_options_need_agent(capsys, script):
     code, _, err = run(capsys, "--yes", "Hi")
     assert code == 2 and err.strip() == "error: --yes, --max-steps and --dry-run work with --agent; add --agent to let the model use tools"
+    code, _, err = run(capsys, "--dry-run", "Hi")
+    assert code == 2 and err.strip() == "error: --yes, --max-steps and --dry-run work with --agent; add --agent to let the model use tools"
 
 
 def test_the_terminal_prompt_shows_what_an_action_will_do(capsys, monkeypatch):

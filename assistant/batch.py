@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
+from .document_index import file_sha256  # one content hash for documents and batch inputs
 from .errors import AssistantError
 
 MAX_INPUT_BYTES = 256 * 1024 * 1024
@@ -192,14 +193,6 @@ def read_manifest(
 def item_key(sha256: str, page: int | None, question: str, profile: str) -> str:
     """What makes an answer reusable: the input's content, the page, the question and the profile."""
     return json.dumps([sha256, page, question, profile])
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def answered_records(output: Path) -> tuple[list[dict[str, Any]], list[str]]:

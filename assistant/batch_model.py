@@ -152,7 +152,7 @@ class ModelAnswerer:
         self, prepared: Prepared, request: GenerationRequest, text: str, input_sizes: dict[str, tuple[int, int]]
     ) -> dict[str, Any] | None:
         """Boxes/points in the answer, in pixels of the original image (or rendered page), in the profile's format."""
-        from .geometry import shape_to_dict
+        from .geometry import rounded_shape_dict
         from .grounding import grounding_formats, parse_with_fallback
 
         image = prepared.image
@@ -170,21 +170,11 @@ class ModelAnswerer:
         result: dict[str, Any] = {
             "format": grounding.format,
             "image_size": [image.width, image.height],
-            "shapes": [_rounded(shape_to_dict(shape)) for shape in grounding.shapes],
+            "shapes": [rounded_shape_dict(shape) for shape in grounding.shapes],
         }
         if grounding.raw.get("error"):
             result["error"] = str(grounding.raw["error"])
         return result
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rounded(item) for item in value]
-    return value
 
 
 def save_as_chat(assistant: "Assistant", prepared: Prepared, answer: Answer) -> int:

@@ -57,6 +57,21 @@ def shape_to_dict(shape: Shape) -> dict[str, Any]:
     return data
 
 
+def rounded_shape_dict(shape: Shape, digits: int = 2) -> dict[str, Any]:
+    """`shape_to_dict` with floats rounded (2 digits: a hundredth of a pixel), for JSON a person reads."""
+    return _rounded(shape_to_dict(shape), digits)
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, digits) for item in value]
+    return value
+
+
 def shape_from_dict(data: dict[str, Any]) -> Shape:
     kind = data.get("kind")
     if kind == "box":

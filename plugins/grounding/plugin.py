@@ -12,7 +12,7 @@ import click
 
 from assistant import hookimpl
 from assistant.errors import AssistantError
-from assistant.geometry import shape_to_dict
+from assistant.geometry import rounded_shape_dict
 from assistant.hooktypes import GroundingFormat, SlashCommand
 
 from .registry import FALLBACK_SYSTEMS, FORMATS, get_format, parse_reply
@@ -61,17 +61,6 @@ def parse_size(value: str | None, option: str) -> tuple[int, int] | None:
     if not match or int(match.group(1)) == 0 or int(match.group(2)) == 0:
         raise click.UsageError(f"{option} must be WIDTHxHEIGHT in pixels, like 1920x1080 (got {value!r}).")
     return int(match.group(1)), int(match.group(2))
-
-
-def _rounded(value: Any) -> Any:
-    """Floats to 2 decimals (a hundredth of a pixel), through dicts and lists, for readable JSON."""
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rounded(item) for item in value]
-    return value
 
 
 def _open_image(path: str) -> "Image.Image":
@@ -126,7 +115,7 @@ def ground(format_name: str | None, image_size: str | None, input_size: str | No
     result = {
         "format": grounding.format,
         "image_size": list(grounding.image_size),
-        "shapes": [_rounded(shape_to_dict(shape)) for shape in grounding.shapes],
+        "shapes": [rounded_shape_dict(shape) for shape in grounding.shapes],
         "raw": grounding.raw,
     }
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))

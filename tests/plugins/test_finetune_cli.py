@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch
 from assistant.cli import main
 from assistant.errors import AssistantError
 from assistant.plugins import create_plugin_manager
+from assistant.testing import SlashRecorder
 from assistant.store import Store
 from assistant_plugins.finetune.commands import ProgressPrinter, progress_line
 from assistant_plugins.finetune.trainer import TrainProgress
@@ -117,35 +117,15 @@ def test_progress_printer_lines() -> None:
     assert len(lines) == 21  # the first step, every second one, the last: not one line per step
 
 
-class FakeContext:
-    """The SlashContext protocol, running background work at once (as the TUI does, minus the thread)."""
-
-    def __init__(self) -> None:
-        self.notes: list[tuple[str, str]] = []
-        self.plugin_manager = create_plugin_manager(load_entry_points=False)
-        self.profile = None
-
-    def notify(self, message: str, severity: str = "information") -> None:
-        self.notes.append((severity, message))
-
-    def run_in_background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
-        try:
-            result = work()
-        except AssistantError as error:
-            self.notify(str(error), "error")
-            return
-        done(result)
-
-
 def test_train_slash_command_and_trainer_registration() -> None:
     manager = create_plugin_manager(load_entry_points=False)
     commands = {command.name: command for command in manager.collect("register_slash_commands")}
     trainers = {trainer.name: trainer for trainer in manager.collect("register_trainers")}
     assert "lora" in trainers and "train" in commands
     saved_colour_chats(4)
-    context = FakeContext()
+    context = SlashRecorder(plugin_manager=manager)  # the authors' kit: background work runs at once
     commands["train"].run(context, "--name slashed --tag colours --eval-split 0 " + " ".join(SMALL))
-    messages = [message for _, message in context.notes]
+    messages = [message for message, _ in context.notes]
     assert messages[0].startswith("training adapter slashed in the background…")
     assert any(message.startswith("training data: 4 conversations") for message in messages)
     assert messages[-1].startswith("adapter slashed is ready") and "/adapter slashed" in messages[-1]
@@ -182,7 +162,7 @@ def test_train_slash_status_and_stop() -> None:
     manager = create_plugin_manager(load_entry_points=False)
     train = {command.name: command for command in manager.collect("register_slash_commands")}["train"]
 
-    class StoppingContext(FakeContext):
+    class StoppingContext(SlashRecorder):
         """Asks for the status, then stops the run, when the first progress notification arrives."""
 
         def notify(self, message: str, severity: str = "information") -> None:
@@ -191,11 +171,11 @@ def test_train_slash_status_and_stop() -> None:
                 train.run(self, "status paused")
                 train.run(self, "stop paused")
 
-    context = StoppingContext()
+    context = StoppingContext(plugin_manager=manager)
     train.run(context, "status")
-    assert context.notes[-1][1].startswith("no training is running")
+    assert context.notes[-1][0].startswith("no training is running")
     train.run(context, "--name paused --tag colours --eval-split 0 " + " ".join(SMALL))
-    messages = [message for _, message in context.notes]
+    messages = [message for message, _ in context.notes]
     assert any(message.startswith("paused: step 1/2") for message in messages)
     assert any(message.startswith("stopping paused after the current step") for message in messages)
     assert messages[-1] == "stopped at step 1/2; continue with `assistant train --name paused --resume`"

@@ -156,13 +156,14 @@ def _storage(report: Report) -> None:
         status = FAIL if free < LOW_DISK_BYTES else OK
         exists = "" if folder.exists() else " (not created yet)"
         report.add("storage", f"{label} dir", status, f"{folder}{exists}, {_size(free)} free")
-    report.add("storage", "chats", INFO, _size(sum(_folder_size(p) for p in _store_files(paths.store_file))))
-    report.add("storage", "images", INFO, _size(_folder_size(paths.images_dir)))
-    report.add("storage", "adapters", INFO, _size(_folder_size(paths.adapters_dir)))
-    report.add("storage", "local models", INFO, f"{_size(_folder_size(paths.models_dir))} in {paths.models_dir}")
-    hub = _hub_cache()
-    if hub is not None:
-        report.add("storage", "hub models", INFO, f"{_size(_folder_size(hub))} in {hub}")
+    from .models import hub_cache_dir
+
+    report.add("storage", "chats", INFO, _size(sum(_size_of(p) for p in _store_files(paths.store_file))))
+    report.add("storage", "images", INFO, _size(_size_of(paths.images_dir)))
+    report.add("storage", "adapters", INFO, _size(_size_of(paths.adapters_dir)))
+    report.add("storage", "local models", INFO, f"{_size(_size_of(paths.models_dir))} in {paths.models_dir}")
+    hub = hub_cache_dir()
+    report.add("storage", "hub models", INFO, f"{_size(_size_of(hub))} in {hub}")
 
 
 def _display(report: Report) -> None:
@@ -213,57 +214,28 @@ def _plugins(report: Report) -> None:
 
 
 def _model(report: Report, profile_name: str | None) -> None:
+    """The profile's model as `assistant models` sees it (one source of truth: assistant/models.py)."""
+    from .models import human_size, model_state
     from .profiles import load_profile
 
     profile = load_profile(profile_name)
-    model = profile.model
+    state = model_state(profile)
     label = f"profile {profile.name}"
-    if model.backend != "transformers":
-        where = f" at {model.base_url}" if model.base_url else ""
-        report.add("model", label, INFO, f"{model.id}: served by the {model.backend} backend{where} (not checked: no network calls)")
-        return
-    if model.local_build:
-        from .paths import user_paths
-
-        folder = user_paths().models_dir / model.local_build
-        if folder.is_dir():
-            report.add("model", label, OK, f"{model.local_build}: built locally in {folder} ({_size(_folder_size(folder))})")
-        else:
-            report.add("model", label, INFO, f"{model.local_build}: built locally on first use (no download)")
-        return
-    source = Path(model.id).expanduser()
-    if source.is_absolute() or model.id.startswith((".", "~")):
-        status = OK if source.is_dir() else FAIL
-        report.add("model", label, status, f"{model.id}: " + ("local directory" if source.is_dir() else "no such directory"))
-        return
-    snapshot = _hub_snapshot(model.id, model.revision or "main")
-    if snapshot is not None:
-        report.add("model", label, OK, f"{model.id}: downloaded ({_size(_folder_size(snapshot, follow=True))})")
+    if state.kind == "remote":
+        where = f" at {profile.model.base_url}" if profile.model.base_url else ""
+        report.add("model", label, INFO, f"{state.model}: {state.state}{where} (not checked: no network calls)")
+    elif state.ready:
+        report.add("model", label, OK, f"{state.model}: {state.state} in {state.path} ({human_size(state.size_bytes)})")
+    elif state.kind == "local_build":
+        report.add("model", label, INFO, f"{state.model}: {state.state} (built locally on first use, no download)")
+    elif state.kind == "directory":
+        report.add("model", label, FAIL, f"{state.model}: no such directory")
     else:
-        report.add("model", label, INFO, f"{model.id}: not downloaded yet (fetched on first start, or now with `assistant pull`)")
+        report.add("model", label, WARN if state.state == "partly downloaded" else INFO,
+                   f"{state.model}: {state.state} (fetched on first start, or now with `assistant pull`)")
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------------
-
-
-def _hub_cache() -> Path | None:
-    try:
-        from huggingface_hub import constants
-
-        return Path(constants.HF_HUB_CACHE)
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _hub_snapshot(repo_id: str, revision: str) -> Path | None:
-    """The cached snapshot folder of a hub model, or None when its config is not in the local cache."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    except Exception:  # noqa: BLE001
-        return None
-    return Path(found).parent if isinstance(found, str) else None
 
 
 def _existing_parent(path: Path) -> Path:
@@ -276,26 +248,19 @@ def _store_files(store: Path) -> list[Path]:
     return [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")]
 
 
-def _folder_size(path: Path, follow: bool = False) -> int:
+def _size_of(path: Path) -> int:
+    """Bytes of a file or of the regular files under a folder (links not followed); 0 when absent."""
+    from .models import directory_size
+
     if path.is_file():
         return path.stat().st_size
-    total = 0
-    if path.is_dir():
-        for file in path.rglob("*"):
-            try:
-                if file.is_file() and (follow or not file.is_symlink()):
-                    total += file.stat().st_size
-            except OSError:
-                continue
-    return total
+    return directory_size(path) if path.is_dir() else 0
 
 
 def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TB"
+    from .models import human_size
+
+    return human_size(int(count))
 
 
 @click.command("doctor")

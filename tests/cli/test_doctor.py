@@ -26,6 +26,10 @@ def checks(out: str) -> dict[tuple[str, str], dict[str, Any]]:
 def test_a_healthy_install_reports_every_section_and_exits_0(
     capsys: pytest.CaptureFixture[str], xvfb_display: Any
 ) -> None:
+    from assistant.engine.loading import model_source
+    from assistant.profiles import load_profile
+
+    model_source(load_profile("tiny-smolvlm"))  # built (once per session) before the doctor looks for it
     code, out, _ = doctor(capsys, "--json", "--profile", "tiny-smolvlm")
     found = checks(out)
     assert code == 0 and json.loads(out)["ok"] is True
@@ -93,3 +97,10 @@ def test_ask_warns_once_about_an_untested_version(capsys: pytest.CaptureFixture[
     assert main(["ask", "--profile", "tiny-smolvlm", "--max-tokens", "2", "hello again"]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: peft 0.30.0 is outside the tested range >=0.21,<0.22; pip install 'peft>=0.21,<0.22'") == 1
+
+
+def test_a_profile_whose_model_directory_is_missing_fails(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    profile = tmp_path / "gone.toml"
+    profile.write_text(f'[model]\nid = "{tmp_path / "no-such-model"}"\n', encoding="utf-8")
+    code, out, _ = doctor(capsys, "--profile", str(profile))
+    assert code == 1 and "no-such-model: no such directory" in out.split("problem(s):", 1)[1]

@@ -33,6 +33,7 @@ FAST_MOVING = (
     "bitsandbytes",
     "textual",
     "textual-image",
+    "av",
 )
 """The stack whose minor releases break each other: each must have a tested upper bound."""
 

@@ -4,6 +4,8 @@ TRL:      {"messages": [{"role": "user", "content": [{"type": "image"}, {"type":
            "images": ["img/1.png"]}            (also "prompt"/"completion" lists, and string contents)
 ShareGPT: {"conversations": [{"from": "human", "value": "<image>..."}, {"from": "gpt", "value": "..."}],
            "system": "...", "images": ["img/1.png"]}
+TRL preference: {"prompt": [...messages] or "text", "chosen": [...] or "text", "rejected": [...] or "text",
+           "images": ["img/1.png"]}    (a chat whose chosen reply is rated up over the rejected one: pairs.py)
 Image paths are relative to the jsonl file's folder. Pure Python: no torch.
 """
 
@@ -28,12 +30,14 @@ from .dataset import (
     conversation_example,
     require_examples,
 )
+from .pairs import is_preference_record, mark_preferred, preference_chat_record, rejected_entry
 
 if TYPE_CHECKING:
     from assistant.store import Store
 
-Format = Literal["trl", "sharegpt"]
+Format = Literal["trl", "sharegpt", "trl-preference"]
 FORMATS = ("trl", "sharegpt")
+"""Formats `write_dataset` writes (preference files come from `write_preference_dataset`)."""
 IMAGE_MARKER = "<image>"
 
 _SHAREGPT_ROLES = {
@@ -70,6 +74,8 @@ class RawChat:
     messages: list[RawMessage]
     where: str
     image_refs: list[Any] = field(default_factory=list)
+    rejected: dict[str, Any] | None = None
+    """A preference line's rejected reply ({"text", "tool_calls"?}); the chat's last reply is the chosen one."""
 
 
 @dataclass
@@ -85,13 +91,15 @@ class ImportResult:
 
 
 def detect_format(record: dict[str, Any], where: str) -> Format:
+    if is_preference_record(record):
+        return "trl-preference"
     if "conversations" in record:
         return "sharegpt"
     if "messages" in record or ("prompt" in record and "completion" in record):
         return "trl"
     raise AssistantError(
-        f"{where}: neither TRL (`messages`, or `prompt` + `completion`) nor ShareGPT (`conversations`); "
-        "see `assistant chats import --help` for the two formats"
+        f"{where}: neither TRL (`messages`, `prompt` + `completion`, or `prompt` + `chosen` + `rejected`) nor "
+        "ShareGPT (`conversations`); see `assistant chats import --help` for the formats"
     )
 
 
@@ -275,7 +283,12 @@ def parse_record(record: Any, fmt: str, where: str) -> RawChat:
         return parse_trl(record, where)
     if chosen == "sharegpt":
         return parse_sharegpt(record, where)
-    raise AssistantError(f"unknown dataset format {fmt!r}; use trl, sharegpt or auto")
+    if chosen == "trl-preference":
+        chat_record, rejected = preference_chat_record(record, where)
+        raw = parse_trl(chat_record, where)
+        raw.rejected = rejected_entry(rejected, where)
+        return raw
+    raise AssistantError(f"unknown dataset format {fmt!r}; use trl, sharegpt, trl-preference or auto")
 
 
 def read_file(path: Path, fmt: str = "auto") -> list[RawChat]:
@@ -394,6 +407,8 @@ def to_messages(chat: RawChat, sink: ImageSink) -> list[Message]:
             elif value:
                 parts.append(TextPart(str(value)))
         messages.append(Message(role=raw.role, parts=parts))  # type: ignore[arg-type]
+    if chat.rejected is not None:
+        mark_preferred(messages, chat.rejected, chat.where)
     return messages
 
 
@@ -572,10 +587,28 @@ def write_dataset(
     An existing output is replaced only with `force`; nothing is written through a symlink (the file or the
     images folder); the jsonl is written atomically.
     """
-    from assistant.outputs import check_output, write_output
-
     if fmt not in FORMATS:
         raise AssistantError(f"unknown dataset format {fmt!r}; use trl or sharegpt")
+    convert = example_to_trl if fmt == "trl" else example_to_sharegpt
+    return _write_records(examples, convert, library, output, force)
+
+
+def write_preference_dataset(
+    pairs: Iterable[Any], library: ImageLibrary, output: Path, force: bool = False
+) -> tuple[int, int]:
+    """Write preference pairs as TRL preference jsonl (`prompt`/`chosen`/`rejected` + `images`), images copied
+    as by `write_dataset`; returns (lines, images)."""
+    from .pairs import pair_to_trl
+
+    return _write_records(pairs, pair_to_trl, library, output, force)
+
+
+def _write_records(
+    items: Iterable[Any], convert: Callable[[Any, Callable[[ImagePart], str]], dict[str, Any]],
+    library: ImageLibrary, output: Path, force: bool,
+) -> tuple[int, int]:
+    from assistant.outputs import check_output, write_output
+
     output = Path(output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
     check_output(output, force)
@@ -590,7 +623,6 @@ def write_dataset(
         written_images.add(name)
         return f"{folder_name}/{name}"
 
-    convert = example_to_trl if fmt == "trl" else example_to_sharegpt
-    lines = [json.dumps(convert(example, image_name), ensure_ascii=False) for example in examples]
+    lines = [json.dumps(convert(item, image_name), ensure_ascii=False) for item in items]
     write_output(output, "".join(line + "\n" for line in lines), force)
     return len(lines), len(written_images)

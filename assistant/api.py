@@ -210,6 +210,11 @@ class Assistant:
         return self.chat(latest[0].id)
 
     def close(self) -> None:
+        """Release the model and close the store; the assistant stays usable (the next reply loads again)."""
+        with self._load_lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -108,4 +108,5 @@ class TransformersBackend:
         activate_adapter(self.engine, name)
 
     def close(self) -> None:
-        self.engine.invalidate_cache()
+        """Free the model (Engine.close): a closed backend answers no more."""
+        self.engine.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import threading
 import time
 from dataclasses import dataclass
@@ -217,6 +219,24 @@ class Engine:
         """Forget the cached conversation and image features (after an adapter switch or a model change)."""
         self.cache.clear()
         self.vision_cache.clear()
+
+    def close(self) -> None:
+        """Release the model so its memory can be freed while the process goes on (a script done with it, a
+        profile switch): a running reply is stopped, queued engine work finishes first, the caches and the fused
+        step go. The engine cannot answer afterwards; load a new one."""
+        active = self._active
+        if active is not None and active.running:
+            active.cancel()
+        executor.run(self._release)
+
+    def _release(self) -> None:
+        from .memory import trim_freed_memory
+
+        self.invalidate_cache()
+        self._decoder, self._decoder_pending, self._active = None, False, None
+        del self.loaded
+        gc.collect()
+        trim_freed_memory()
 
     def encode_ahead(self, image: Any) -> Any:
         """Queue the vision encoding of `image` (a PIL image) on the engine thread and return its Future (the

@@ -354,3 +354,21 @@ def test_follow_up_after_an_empty_reply(bot):
     bot.store.update_message(last)
     reply = chat.ask("Second", max_new_tokens=2)
     assert reply.status == "ok"
+
+
+def test_close_frees_the_model_and_the_next_reply_loads_it_again(bot):
+    """Assistant.close() releases the weights (a script or a profile switch gets the memory back), keeps the saved
+    chats, and the assistant still answers afterwards with a freshly loaded model."""
+    import gc
+    import weakref
+
+    chat = bot.chat()
+    first = chat.ask("Say something.", max_new_tokens=4).text
+    model = weakref.ref(bot.engine.loaded.model)
+    bot.close()
+    gc.collect()
+    assert model() is None, "the closed assistant still holds the model"
+    assert not bot.loaded
+    again = bot.chat(chat.id)
+    assert [m.text for m in again.messages][1] == first
+    assert bot.chat().ask("Say something.", max_new_tokens=4).text == first

@@ -320,6 +320,22 @@ def tool_preview(tool: Tool, arguments: Mapping[str, Any], context: ToolContext 
     return " ".join(text.split())[:600] if isinstance(text, str) else ""
 
 
+def tool_scope(tool: Tool, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str | None:
+    """The window a call acts on (Tool.allow_scope) for a per-window "always" rule: None when the tool has no
+    scope, "" when it has one but the window is unknown or the lookup fails (then only "once" is offered)."""
+    if tool.allow_scope is None:
+        return None
+    token = _CONTEXT.set(context)
+    try:
+        text = tool.allow_scope(**dict(arguments))
+    except Exception:  # noqa: BLE001 - an unknown window only means no "always" option
+        log.debug("window of %s unknown", tool.name, exc_info=True)
+        return ""
+    finally:
+        _CONTEXT.reset(token)
+    return text if isinstance(text, str) else ""
+
+
 def native_actions(
     chat: "Chat", text: str, input_sizes: dict[str, tuple[int, int]] | None = None
 ) -> ParsedReply | None:
@@ -550,13 +566,11 @@ class Agent:
         if self._stop.is_set():
             yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0)
             return
-        preview = (
-            tool_preview(tool, call.arguments, ToolContext(self.chat, self._stop))
-            if needs and not self.permissions.pre_approves(tool.name)
-            else ""
-        )
+        asking = needs and not self.permissions.pre_approves(tool.name)
+        preview = tool_preview(tool, call.arguments, ToolContext(self.chat, self._stop)) if asking else ""
+        scope = tool_scope(tool, call.arguments, ToolContext(self.chat, self._stop)) if asking else None
         decision = self.permissions.check(
-            tool.name, tool.description, tool.side_effects, call.arguments, path_reason, preview
+            tool.name, tool.description, tool.side_effects, call.arguments, path_reason, preview, scope
         )
         if not decision.approved:
             yield ToolCallDenied(step, shown, decision)
@@ -576,7 +590,8 @@ class Agent:
     ) -> ToolResultReady:
         """Save the result as a `tool` message: the ToolResultPart, then the images (stored by content).
 
-        The approval decision is kept in the message's meta (`extra["approval"]`), never in the text the model
+        The approval decision is kept in the message's meta (`extra["approval"]`, and in one word
+        `extra["approval_reason"]`: once, always, yes, ...), never in the text the model
         reads: `assistant chats show` lists who allowed each call and how."""
         text = result.text or ""
         if len(text) > MAX_RESULT_CHARS:
@@ -586,7 +601,11 @@ class Agent:
         if problem:
             text = f"{text}\n{problem}".strip()
         part = ToolResultPart(call_id=call.call_id, name=call.name, text=text, is_error=is_error)
-        meta = ReplyMeta(extra={"approval": decision.describe()}) if decision is not None else None
+        meta = (
+            ReplyMeta(extra={"approval": decision.describe(), "approval_reason": decision.reason})
+            if decision is not None
+            else None
+        )
         message = self.chat.add_message(Message(role="tool", parts=[part, *images], meta=meta))
         return ToolResultReady(step, call, part, tuple(images), message.id or 0, seconds)
 

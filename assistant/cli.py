@@ -160,6 +160,9 @@ def _ask_document(
 @click.option("--pdf", "pdf", default=None, help="PDF document to ask about.")
 @click.option("--pages", default=None, help="With --pdf: pages to use, e.g. 1-3,5 (default: the most relevant).")
 @click.option("--password", default=None, help="With --pdf: password of an encrypted document.")
+@click.option("--video", "video", default=None, metavar="FILE", help="Video file to ask about (SmolVLM2 and Qwen2-VL profiles).")
+@click.option("--fps", type=float, default=None, help="With --video: frames a second to take (default: the model's, e.g. 1).")
+@click.option("--max-frames", "max_frames", type=int, default=None, help="With --video: most frames to take (default: the model's, e.g. 64).")
 @click.option("--chat", "chat_ref", default=None, metavar="ID|last", help="Continue a saved chat: its id, or last.")
 @click.option("--continue", "-c", "continue_last", is_flag=True, help="Continue the most recent chat (--chat last).")
 @click.option("--adapter", default=None, help="LoRA adapter to use.")
@@ -202,14 +205,17 @@ def ask(
     yes: str | None,
     max_steps: int | None,
     dry_run: bool,
+    video: str | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
 ) -> None:
-    """Ask a question (optionally about images, the screen or a PDF); the reply streams to stdout.
+    """Ask a question (optionally about images, a video, the screen or a PDF); the reply streams to stdout.
 
     Text piped in is added after the question (`cat notes.txt | assistant ask "summarise"`,
     `assistant ask "fix this" < error.log`); with no QUESTION the piped text is the question.
     `xclip -o -t image/png | assistant ask --image - "what is this?"` asks about an image from stdin.
     -c continues the most recent chat. With --agent the model may call tools; each step is printed on
-    stderr, the answer on stdout.
+    stderr, the answer on stdout. `--video clip.mp4 [--fps F] [--max-frames N]` asks about a video's frames.
     """
     from .images import image_from_pil, load_image_file
 
@@ -219,6 +225,10 @@ def ask(
         as_json=as_json, json_stream=json_stream, system=system, temperature=temperature, top_p=top_p, seed=seed,
         continue_last=continue_last, chat_ref=chat_ref, images=images, dry_run=dry_run,
     )
+    if video is None and (fps is not None or max_frames is not None):
+        raise AssistantError("--fps and --max-frames choose a video's frames; give the video with --video FILE")
+    if video is not None and agent_mode:
+        raise AssistantError("--video does not work with --agent yet; ask about the video without --agent")
     piped = "" if "-" in images else _piped_text()
     text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped
     if not text.strip():
@@ -260,6 +270,9 @@ def ask(
         seed=seed,
         system=system,
         title=title,
+        video=video,
+        fps=fps,
+        max_frames=max_frames,
     )
     from .textsafe import printable
 
@@ -374,7 +387,7 @@ def reply_record(reply: Any, profile: Any) -> dict[str, Any]:
 
 
 def _prompt_approval(request: Any) -> Any:
-    """Ask on the terminal whether a tool may run: y (once), a (always), n (no)."""
+    """Ask on the terminal whether a tool may run: y (once), n (no), a (always, where the policy offers it)."""
     from .permissions import Answer
 
     from .textsafe import printable
@@ -383,8 +396,11 @@ def _prompt_approval(request: Any) -> Any:
     click.echo(printable(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}"), err=True)
     if request.preview:  # what an action will do on the desktop (where a click lands, the exact text and keys)
         click.echo(printable(f"  {request.preview}"), err=True)
+    # "always" only where the policy offers it (never for typing or keys; pointer actions: in this window).
+    always = f" / [a]lways allow {request.always}" if request.always else ""
+    choices = ["y", "n", "a"] if request.always else ["y", "n"]
     choice = click.prompt(
-        "allow? [y] once, [a] always, [n] no", type=click.Choice(["y", "a", "n"]), default="n", err=True
+        printable(f"allow? [y]es once / [n]o{always}"), type=click.Choice(choices), default="n", err=True
     )
     return {"y": Answer.ONCE, "a": Answer.ALWAYS}.get(choice, Answer.DENY)
 
@@ -731,6 +747,10 @@ cli.add_command(doctor_command)
 from .batch_cli import batch_command  # noqa: E402 - `assistant batch` (issue 17) lives in its own module
 
 cli.add_command(batch_command)
+
+from .evaluation.cli import eval_command  # noqa: E402 - `assistant eval` (issue 18) lives in assistant/evaluation
+
+cli.add_command(eval_command)
 
 
 def _with_plugin_commands(args: list[str] | None = None) -> click.Group:

@@ -330,6 +330,10 @@ class Tool:
     preview: Callable[..., str] | None = None
     """Called with a call's arguments just before the user is asked: one line saying exactly what the call will
     do (where it clicks, the text it types), shown with the confirmation. Must be quick and must not act."""
+    allow_scope: Callable[..., str] | None = None
+    """Called with a call's arguments just before the user is asked: the title of the application window the call
+    acts on (the desktop actions: the window under the target, as the X server names it). An "always allow"
+    answer for such a tool is remembered for that window only; "" (unknown) offers "allow once" only."""
 
 
 @dataclass

@@ -7,7 +7,11 @@ places, all under the user's control and none reachable from model output or too
   tool names (`--yes TOOL,TOOL`, or by default the tools the user's own question names: `question_tools`), so a
   call that a prompt injection asks for, of any other tool, is still asked;
 - the allow-list `always_allow` in the [agent] table of the user config file, which only `remember()` writes,
-  and only the policy calls it, after the approver answered `Answer.ALWAYS`;
+  and only the policy calls it, after the approver answered `Answer.ALWAYS`; for pointer actions (click, move,
+  drag, scroll) an "always" answer is a rule for that tool in one application window (`click` in "Calculator"),
+  kept in its own small file (`always-allow.json` in the config folder, `window_rules_file`); the window title is
+  what the X server reports for the window under the target (Tool.allow_scope), never text the model wrote or a
+  screenshot shows; `type_text` and `press_keys` are never always allowed;
 - the approver: a callback the surface supplies (a CLI prompt, a TUI dialog). It must return an `Answer`
   member; anything else (a string, True, text from a tool) counts as a denial.
 
@@ -39,9 +43,20 @@ ALLOW_KEY = "always_allow"
 ALWAYS_CONFIRM: frozenset[str] = frozenset({"screenshot"})
 """Tools that ask even when they do not declare side effects (a screenshot can show anything on the screen)."""
 
-ASK_EVERY_TIME: frozenset[str] = frozenset({"click", "move", "drag", "scroll", "type_text", "press_keys"})
-"""Desktop actions: asked before every call. An "always" answer approves that one call, and an always_allow entry
-for them is ignored (what a click does depends on what is under the pointer then); only `--yes` covers a run."""
+ASK_EVERY_TIME: frozenset[str] = frozenset({"type_text", "press_keys"})
+"""Keyboard actions: asked before every call (the keys go wherever the focus is, and text is anything). "Always" is
+never offered, an "always" answer approves that one call, an always_allow entry for them is ignored; only `--yes`
+covers a run."""
+PER_WINDOW: frozenset[str] = frozenset({"click", "move", "drag", "scroll"})
+"""Pointer actions: "always" is a rule for the tool in one application window (what a click does depends on what
+is under it); a tool-wide always_allow entry for them is ignored. So is any tool that declares `allow_scope`."""
+MAX_TITLE = 200
+"""Window titles longer than this are not offered for a rule (a title is shown whole when the user is asked)."""
+
+
+def window_label(tool: str, window: str) -> str:
+    """`click in "Calculator"` (the title quoted as JSON: control characters escaped, safe to print)."""
+    return f"{tool} in {json.dumps(window, ensure_ascii=True)}"
 
 
 class Answer(enum.Enum):
@@ -62,6 +77,9 @@ class ApprovalRequest:
     reason: str
     preview: str = ""
     """What the call will do, in the tool's words (Tool.preview): e.g. where a click lands and a preview image."""
+    always: str = ""
+    """What answering "always" would allow from now on (`zoom`, `click in "Calculator"`); "" when "always" is not
+    offered (keyboard actions, or a pointer action whose window has no known title): ask once or deny only."""
 
     def arguments_text(self) -> str:
         """The arguments as one line of JSON with every control character escaped (safe to print in a terminal)."""
@@ -74,7 +92,7 @@ Approver = Callable[[ApprovalRequest], Answer]
 @dataclass(frozen=True)
 class Decision:
     """The outcome of a check. `how`: not-needed, pre-approved, always-allowed, approved, approved-always,
-    denied or no-approver."""
+    denied or no-approver. `rule`: the always rule that allowed it or was made (`click in "Calculator"`)."""
 
     approved: bool
     how: str
@@ -82,6 +100,18 @@ class Decision:
     """True when the approver was asked."""
     note: str = ""
     """A problem worth telling the user (e.g. the config file could not be read or updated)."""
+    rule: str = ""
+
+    @property
+    def reason(self) -> str:
+        """The decision in one word, stored with the call (tool message meta `approval_reason`): not-needed, yes
+        (--yes, this run only), always (a remembered rule, or the answer that made one), once, denied, no-approver."""
+        return {
+            "pre-approved": "yes",
+            "always-allowed": "always",
+            "approved-always": "always",
+            "approved": "once",
+        }.get(self.how, self.how)
 
     def describe(self) -> str:
         text = {
@@ -93,6 +123,10 @@ class Decision:
             "denied": "denied",
             "no-approver": "denied: confirmation needed but nobody can answer",
         }.get(self.how, self.how)
+        if self.rule and self.how == "always-allowed":
+            text = f"always allowed ({self.rule})"
+        elif self.rule and self.how == "approved-always":
+            text = f"approved, always allowed from now on: {self.rule}"
         if self.how == "no-approver":
             return f"{text} ({self.note or 'pass --yes to pre-approve'})"
         return f"{text} ({self.note})" if self.note else text
@@ -139,6 +173,8 @@ class Permissions:
     tool names pre-approves the calls of those tools only (`ask --agent --yes [TOOL,...]`)."""
     config_file: Path | None = None
     """The user config file holding [agent] always_allow (default: user_paths().config_file)."""
+    rules_file: Path | None = None
+    """The per-window rules of pointer actions (default: window_rules_file())."""
     _allowed: set[str] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -148,6 +184,9 @@ class Permissions:
         from .paths import user_paths
 
         return user_paths().config_file
+
+    def _rules(self) -> Path:
+        return Path(self.rules_file) if self.rules_file is not None else window_rules_file()
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -174,10 +213,13 @@ class Permissions:
         arguments: Mapping[str, Any],
         reason: str | None = None,
         preview: str = "",
+        scope: str | None = None,
     ) -> Decision:
         """Decide one call of a registered tool. The approver is the only source of a new approval.
 
         `reason`: why this particular call needs confirmation although the tool may not (see `path_reason`).
+        `scope`: the title of the window the call acts on (Tool.allow_scope; "" unknown); pointer actions and
+        tools that give a scope are always allowed per window only.
         """
         reasons = [why for why in (confirmation_reason(name, side_effects), reason) if why]
         reason = "; ".join(reasons) if reasons else None
@@ -186,8 +228,17 @@ class Permissions:
         if self.pre_approves(name):
             return Decision(True, "pre-approved")
         note = ""
+        per_window = name in PER_WINDOW or scope is not None
+        window = (scope or "").strip() if per_window and name not in ASK_EVERY_TIME else ""
+        if len(window) > MAX_TITLE:
+            window = ""
         try:
-            if name in self.allowed and name not in ASK_EVERY_TIME:
+            if name in ASK_EVERY_TIME:
+                pass
+            elif per_window:
+                if window and any(rule.matches(name, window) for rule in read_window_rules(self._rules())):
+                    return Decision(True, "always-allowed", rule=window_label(name, window))
+            elif name in self.allowed:
                 return Decision(True, "always-allowed")
         except AssistantError as error:  # a broken config file only means asking again
             note = str(error)
@@ -198,8 +249,15 @@ class Permissions:
                 hint = f"--yes covers {', '.join(covered)}; {hint}" if covered else hint
                 note = f"{note}; {hint}" if note else hint
             return Decision(False, "no-approver", note=note)
+        if name in ASK_EVERY_TIME:
+            always = ""
+        elif per_window:
+            always = window_label(name, window) if window else ""
+        else:
+            always = name
         request = ApprovalRequest(
-            tool=name, description=description, arguments=dict(arguments), reason=reason, preview=preview
+            tool=name, description=description, arguments=dict(arguments), reason=reason, preview=preview,
+            always=always,
         )
         try:
             answer = self.approver(request)
@@ -208,7 +266,15 @@ class Permissions:
         if answer is Answer.ONCE:
             return Decision(True, "approved", asked=True, note=note)
         if answer is Answer.ALWAYS and name in ASK_EVERY_TIME:
-            return Decision(True, "approved", asked=True, note="desktop actions are approved one call at a time")
+            return Decision(True, "approved", asked=True, note="typing and keys are approved one call at a time")
+        if answer is Answer.ALWAYS and per_window and not always:
+            return Decision(True, "approved", asked=True, note="no window title to remember; approved this call")
+        if answer is Answer.ALWAYS and per_window:
+            try:
+                add_window_rule(self._rules(), name, window)
+            except (AssistantError, OSError) as error:
+                return Decision(True, "approved", asked=True, note=f"not remembered: {error}")
+            return Decision(True, "approved-always", asked=True, rule=always)
         if answer is Answer.ALWAYS:
             try:
                 self.remember(name)
@@ -404,3 +470,97 @@ def _update_allow_list(path: Path, change: Callable[[list[str]], list[str]]) -> 
                 os.unlink(temporary)
             raise
         return after
+
+
+# --- the per-window rules of pointer actions ------------------------------------------------------------------------
+
+RULES_FILE_NAME = "always-allow.json"
+RULES_VERSION = 1
+
+
+def window_rules_file() -> Path:
+    """Where the per-window always rules live: `always-allow.json` in the user's config folder."""
+    from .paths import user_paths
+
+    return user_paths().config / RULES_FILE_NAME
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """Always allow `tool` in the application window titled exactly `window`."""
+
+    tool: str
+    window: str
+    added: str = ""
+    """When the user answered "always" (UTC, ISO 8601)."""
+
+    def matches(self, tool: str, window: str) -> bool:
+        return self.tool == tool and self.window == window and bool(window)
+
+    def label(self) -> str:
+        return window_label(self.tool, self.window)
+
+
+def read_window_rules(path: Path | None = None) -> list[WindowRule]:
+    """The per-window rules (empty when the file is missing); AssistantError when the file is broken."""
+    path = Path(path) if path is not None else window_rules_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as error:
+        raise AssistantError(f"cannot read {path}: {error}; fix or remove the file") from None
+    problem = f"{path} is not a rules file written by the assistant; fix or remove it (every pointer action then asks)"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise AssistantError(problem) from None
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list):
+        raise AssistantError(problem)
+    found = []
+    for item in rules:
+        if not (isinstance(item, dict) and isinstance(item.get("tool"), str) and isinstance(item.get("window"), str)):
+            raise AssistantError(problem)
+        found.append(WindowRule(item["tool"], item["window"], str(item.get("added", ""))))
+    return found
+
+
+def _write_rules(path: Path, rules: list[WindowRule]) -> None:
+    from .paths import write_private
+
+    data = {
+        "version": RULES_VERSION,
+        "rules": [{"tool": rule.tool, "window": rule.window, "added": rule.added} for rule in rules],
+    }
+    write_private(path, json.dumps(data, indent=2, ensure_ascii=True) + "\n")
+
+
+def add_window_rule(path: Path | None, tool: str, window: str) -> list[WindowRule]:
+    """Always allow `tool` in the window titled `window` from now on; returns the rules."""
+    import datetime
+
+    path = Path(path) if path is not None else window_rules_file()
+    if tool in ASK_EVERY_TIME:
+        raise AssistantError(f"{tool} is never always allowed: it asks before every call")
+    if not window.strip():
+        raise AssistantError("a rule needs a window title")
+    with _locked(path):
+        rules = read_window_rules(path)
+        if any(rule.matches(tool, window) for rule in rules):
+            return rules
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        rules.append(WindowRule(tool, window, now))
+        _write_rules(path, rules)
+        return rules
+
+
+def remove_window_rules(path: Path | None, tool: str, window: str | None = None) -> list[WindowRule]:
+    """Remove the rules of `tool` (in every window, or only in `window`); returns the rules removed."""
+    path = Path(path) if path is not None else window_rules_file()
+    with _locked(path):
+        rules = read_window_rules(path)
+        gone = [rule for rule in rules if rule.tool == tool and (window is None or rule.window == window)]
+        if gone:
+            _write_rules(path, [rule for rule in rules if rule not in gone])
+        return gone

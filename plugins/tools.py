@@ -341,7 +341,7 @@ def tools_list(as_json: bool) -> None:
     `always_allow = [...]` (tools that run without asking; written when you answer "always").
     """
     from assistant.agent import available_tools, configured_tool_names, tool_specs
-    from assistant.permissions import Permissions, confirmation_reason
+    from assistant.permissions import ASK_EVERY_TIME, PER_WINDOW, Permissions, confirmation_reason, read_window_rules
     from assistant.plugins import get_plugin_manager
 
     tools = available_tools(get_plugin_manager())
@@ -352,6 +352,7 @@ def tools_list(as_json: bool) -> None:
         click.echo("no tools registered (is the built-in `tools` plugin disabled?)")
         return
     allowed = Permissions().allowed
+    rules = read_window_rules()
     offered = configured_tool_names()
     for tool in tools.values():
         reason = confirmation_reason(tool.name, tool.side_effects)
@@ -359,6 +360,11 @@ def tools_list(as_json: bool) -> None:
             policy = "runs without asking for files you attached or named in the chat; asks for other paths"
         elif reason is None:
             policy = "runs without asking"
+        elif tool.name in ASK_EVERY_TIME:
+            policy = f"asks before every call: {reason}"
+        elif tool.name in PER_WINDOW or tool.allow_scope is not None:
+            windows = sum(1 for rule in rules if rule.tool == tool.name)
+            policy = f"asks first: {reason}" + (f"; always allowed in {windows} window(s)" if windows else "")
         elif tool.name in allowed:
             policy = f"always allowed (asks by default: {reason})"
         else:
@@ -386,8 +392,9 @@ def tools_run(name: str, arguments: str, yes: bool, dry_run: bool) -> None:
     import os
     import sys
 
-    from assistant.agent import available_tools, run_tool
-    from assistant.permissions import Answer, Permissions
+    from assistant.agent import available_tools, run_tool, tool_scope
+    from assistant.cli import _prompt_approval
+    from assistant.permissions import Permissions
     from assistant.plugins import get_plugin_manager
     from assistant.toolcalls import check_arguments
 
@@ -405,13 +412,11 @@ def tools_run(name: str, arguments: str, yes: bool, dry_run: bool) -> None:
     if problem:
         raise AssistantError(f"{name}: {problem}")
 
-    def ask(request: Any) -> Answer:
-        click.echo(f"{request.tool} wants to run ({request.reason}) with {request.arguments_text()}", err=True)
-        return Answer.ONCE if click.confirm("allow this call?", default=False, err=True) else Answer.DENY
-
     interactive = sys.stdin is not None and sys.stdin.isatty()
-    permissions = Permissions(approver=ask if interactive else None, pre_approved=yes)
-    decision = permissions.check(tool.name, tool.description, tool.side_effects, values)
+    permissions = Permissions(approver=_prompt_approval if interactive else None, pre_approved=yes)
+    needs = permissions.needs_confirmation(tool.name, tool.side_effects) and not yes
+    scope = tool_scope(tool, values) if needs else None  # the window under a click, for "always" rules
+    decision = permissions.check(tool.name, tool.description, tool.side_effects, values, scope=scope)
     if not decision.approved:
         raise AssistantError(f"{name} was not run: {decision.describe()}")
     from assistant.dryrun import actions_dry_run
@@ -423,15 +428,43 @@ def tools_run(name: str, arguments: str, yes: bool, dry_run: bool) -> None:
     click.echo(result.text + (f" [+{len(result.images)} image(s)]" if result.images else ""))
 
 
+@tools_group.command("allowed")
+def tools_allowed() -> None:
+    """What runs without asking: the tools you always allow ([agent] always_allow in the config file) and the
+    desktop actions you always allow in one application window (always-allow.json in the config folder).
+    `assistant tools forget NAME [--window TITLE]` takes one back; --yes is never remembered."""
+    from assistant.paths import user_paths
+    from assistant.permissions import read_allow_list, read_window_rules, window_rules_file
+    from assistant.textsafe import printable
+
+    tools = read_allow_list(user_paths().config_file)
+    rules = read_window_rules()
+    if not tools and not rules:
+        click.echo("nothing is always allowed: every tool that needs confirmation asks")
+        return
+    for name in tools:
+        click.echo(f"{name}  (everywhere; {user_paths().config_file})")
+    for rule in rules:
+        click.echo(printable(f"{rule.label()}  (since {rule.added or 'unknown'}; {window_rules_file()})"))
+
+
 @tools_group.command("forget")
 @click.argument("name")
-def tools_forget(name: str) -> None:
-    """Ask again before running NAME (remove it from the always-allowed tools)."""
+@click.option("--window", "window", default=None, metavar="TITLE",
+              help="Only the rule for this application window (default: NAME's rules in every window).")
+def tools_forget(name: str, window: str | None) -> None:
+    """Ask again before running NAME (remove it from the always-allowed tools and its per-window rules)."""
     from assistant.paths import user_paths
-    from assistant.permissions import read_allow_list, remove_from_allow_list
+    from assistant.permissions import read_allow_list, remove_from_allow_list, remove_window_rules, window_label
+    from assistant.textsafe import printable
 
     path = user_paths().config_file
-    if name not in read_allow_list(path):
-        raise AssistantError(f"{name} is not always allowed; `assistant tools list` shows each tool's policy")
-    remove_from_allow_list(path, name)
-    click.echo(f"{name} will ask for confirmation again")
+    tool_wide = window is None and name in read_allow_list(path)
+    gone = remove_window_rules(None, name, window)
+    if not tool_wide and not gone:
+        what = window_label(name, window) if window is not None else name
+        raise AssistantError(f"{what} is not always allowed; `assistant tools allowed` lists what is")
+    if tool_wide:
+        remove_from_allow_list(path, name)
+    where = ", ".join(rule.label() for rule in gone)
+    click.echo(printable(f"{name} will ask for confirmation again" + (f" (forgot {where})" if where else "")))

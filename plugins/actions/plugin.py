@@ -5,7 +5,9 @@ action returned), mapped once to virtual-desktop pixels through that capture's g
 monitor offsets, HiDPI scale, and, with `[agent] action_coordinates = "model"`, the processor's resize or the
 model's normalized system. Outside the agent loop (a plugin calling `tool.run`) they are desktop pixels.
 
-Every action tool declares side effects, so the permission policy asks the user before each call. After approval
+Every action tool declares side effects, so the permission policy asks the user before each call, unless the user
+answered "always" for a pointer action in that application window (Tool.allow_scope: the window under the target,
+plugins.actions.windows); typing and keys ask every time. After approval
 the rails in `safety` apply: the corner failsafe, pacing, the per-request limit, the focus check for keys, and
 a line in the action log. Each action returns a new screenshot, so the model sees what happened.
 """
@@ -288,6 +290,22 @@ def pointer_preview(tool: str, points: list[tuple[float, float]], what: str) -> 
     return f"{what} at {where}" + (f"; preview with the target marked: {path}" if path else "")
 
 
+def pointer_window(points: list[tuple[float, float]]) -> str:
+    """The title of the application window under the target (Tool.allow_scope of the pointer actions): what the X
+    server names the window at that desktop pixel, never text from the model or the screenshot. "" when unknown,
+    off screen, or (drag) when the two ends are in different windows: then "always" is not offered."""
+    from .windows import window_at
+
+    if input_problem() is not None:
+        return ""
+    try:
+        frame = _frame(_context(), safety.load_settings())
+        titles = {window_at(*frame.desktop(x, y)) for x, y in points}
+    except AssistantError:
+        return ""
+    return titles.pop() if len(titles) == 1 else ""
+
+
 def keyboard_preview(what: str) -> str:
     """What keys or text go where: the title of the window that has the keyboard focus, when known."""
     title = ""
@@ -415,6 +433,7 @@ CLICK = Tool(
     preview=lambda x, y, button="left", clicks=1: pointer_preview(
         "click", [(x, y)], f"{button} click" + (f" x{clicks}" if clicks != 1 else "")
     ),
+    allow_scope=lambda x, y, **_: pointer_window([(x, y)]),
 )
 MOVE = Tool(
     name="move",
@@ -424,6 +443,7 @@ MOVE = Tool(
     side_effects=True,
     timeout_s=30.0,
     preview=lambda x, y: pointer_preview("move", [(x, y)], "moves the pointer"),
+    allow_scope=lambda x, y: pointer_window([(x, y)]),
 )
 DRAG = Tool(
     name="drag",
@@ -438,6 +458,7 @@ DRAG = Tool(
     side_effects=True,
     timeout_s=30.0,
     preview=lambda x1, y1, x2, y2: pointer_preview("drag", [(x1, y1), (x2, y2)], "drags"),
+    allow_scope=lambda x1, y1, x2, y2: pointer_window([(x1, y1), (x2, y2)]),
 )
 SCROLL = Tool(
     name="scroll",
@@ -456,6 +477,7 @@ SCROLL = Tool(
     side_effects=True,
     timeout_s=30.0,
     preview=lambda x, y, dx=0, dy=0: pointer_preview("scroll", [(x, y)], f"scrolls dx={dx} dy={dy}"),
+    allow_scope=lambda x, y, **_: pointer_window([(x, y)]),
 )
 TYPE_TEXT = Tool(
     name="type_text",

@@ -322,7 +322,7 @@ def test_agent_screenshot_ground_click_screenshot(app):
 
     def approver(request):
         asked.append(request)
-        return Answer.ALWAYS  # for an action, "always" approves this call only
+        return Answer.ALWAYS  # for a click: a rule for this tool in this window only
 
     script = [
         call("screenshot", {}),
@@ -358,8 +358,10 @@ def test_agent_screenshot_ground_click_screenshot(app):
     assert before.sha256 in shown and after.sha256 in shown
     # ... and who allowed each call: the decision is stored with the call's result, not in the model's text
     approvals = [m.meta.extra["approval"] for m in tool_messages if m.parts[0].name in ("screenshot", "click")]
-    assert approvals == ["approved, always allowed from now on", "approved (desktop actions are approved one call at a time)"]
-    assert "_Approval: approved (desktop actions" in shown and "approved" not in click_result.parts[0].text
+    assert approvals == ["approved, always allowed from now on", 'approved, always allowed from now on: click in "Actions test"']
+    assert [m.meta.extra["approval_reason"] for m in tool_messages] == ["always", "not-needed", "always"]
+    assert '_Approval: approved, always allowed from now on: click in "Actions test"' in shown
+    assert "approved" not in click_result.parts[0].text
 
 
 def test_agent_an_unapproved_click_never_reaches_the_app(app):

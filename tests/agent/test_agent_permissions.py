@@ -11,10 +11,14 @@ from assistant.permissions import (
     Answer,
     Permissions,
     add_to_allow_list,
+    add_window_rule,
     confirmation_reason,
     question_tools,
     read_allow_list,
+    read_window_rules,
     remove_from_allow_list,
+    remove_window_rules,
+    window_label,
 )
 
 OTHER_SETTINGS = """# my settings
@@ -153,3 +157,80 @@ def test_the_tools_a_question_names():
     assert question_tools("Click OK, then type text 'hi' and press keys ctrl+s", names) == {"click", "type_text", "press_keys"}
     assert question_tools("Zooming into the chart", names) == {"zoom"}
     assert question_tools("a cat sitting on a clickbait article that was removed", names) == frozenset()
+
+
+# --- "always" for pointer actions: one tool in one application window ------------------------------------------------
+
+
+def test_always_for_a_click_is_a_rule_for_that_window_only(tmp_path):
+    rules, config = tmp_path / "always-allow.json", tmp_path / "config.toml"
+    asked = []
+
+    def approver(request):
+        asked.append(request)
+        return Answer.ALWAYS
+
+    permissions = Permissions(approver=approver, config_file=config, rules_file=rules)
+    made = permissions.check("click", "", True, {"x": 1, "y": 2}, scope="Calculator")
+    assert (made.how, made.reason, made.rule) == ("approved-always", "always", 'click in "Calculator"')
+    assert asked[-1].always == 'click in "Calculator"'
+    assert [(r.tool, r.window) for r in read_window_rules(rules)] == [("click", "Calculator")]
+    assert read_allow_list(config) == []  # never a tool-wide allow for a pointer action
+    quiet = Permissions(approver=lambda r: pytest.fail("asked although a rule allows it"), config_file=config, rules_file=rules)
+    allowed = quiet.check("click", "", True, {"x": 5, "y": 5}, scope="Calculator")
+    assert (allowed.how, allowed.reason) == ("always-allowed", "always")
+    assert allowed.describe() == 'always allowed (click in "Calculator")'
+    # another window, another tool, an unknown window: asked again
+    for name, scope in (("click", "Terminal"), ("click", "calculator"), ("scroll", "Calculator"), ("click", "")):
+        decision = Permissions(approver=lambda r: Answer.DENY, config_file=config, rules_file=rules).check(
+            name, "", True, {}, scope=scope)
+        assert decision.how == "denied", (name, scope)
+
+
+def test_keys_and_text_are_never_always_allowed(tmp_path):
+    rules, config = tmp_path / "always-allow.json", tmp_path / "config.toml"
+    config.write_text('[agent]\nalways_allow = ["type_text", "press_keys", "click"]\n', encoding="utf-8")
+    asked = []
+    permissions = Permissions(approver=lambda r: asked.append(r) or Answer.ALWAYS, config_file=config, rules_file=rules)
+    for name in ("type_text", "press_keys"):
+        decision = permissions.check(name, "", True, {}, scope="Calculator")
+        assert (decision.how, decision.reason) == ("approved", "once") and "one call at a time" in decision.note
+    assert [r.always for r in asked] == ["", ""]  # "always" is not even offered
+    assert not rules.exists()
+    with pytest.raises(AssistantError, match="never always allowed"):
+        add_window_rule(rules, "type_text", "Calculator")
+    # a tool-wide config entry never covers a pointer action either: it asks
+    assert permissions.check("click", "", True, {}, scope="").how == "approved"
+    assert asked[-1].always == ""  # no window title: "once" only
+    assert permissions.check("zoom", "", True, {}).how == "approved-always" and asked[-1].always == "zoom"
+
+
+def test_yes_allows_one_run_and_writes_no_rule(tmp_path):
+    rules = tmp_path / "always-allow.json"
+    decision = Permissions(pre_approved=True, rules_file=rules, config_file=tmp_path / "c.toml").check(
+        "click", "", True, {}, scope="Calculator")
+    assert (decision.how, decision.reason) == ("pre-approved", "yes")
+    assert not rules.exists()
+    assert Permissions(rules_file=rules, config_file=tmp_path / "c.toml").check(
+        "click", "", True, {}, scope="Calculator").how == "no-approver"
+
+
+def test_rules_are_removed_and_a_broken_rules_file_means_asking(tmp_path):
+    rules = tmp_path / "always-allow.json"
+    add_window_rule(rules, "click", "Calculator")
+    add_window_rule(rules, "click", "Editor")
+    add_window_rule(rules, "scroll", "Editor")
+    add_window_rule(rules, "click", "Editor")  # twice: kept once
+    assert len(read_window_rules(rules)) == 3
+    assert (rules.stat().st_mode & 0o777) == 0o600
+    assert [r.window for r in remove_window_rules(rules, "click", "Editor")] == ["Editor"]
+    assert [r.label() for r in remove_window_rules(rules, "click")] == ['click in "Calculator"']
+    assert [r.label() for r in read_window_rules(rules)] == ['scroll in "Editor"']
+    rules.write_text('{"rules": [{"tool": "click"}]}', encoding="utf-8")
+    decision = Permissions(approver=lambda r: Answer.ONCE, rules_file=rules, config_file=tmp_path / "c.toml").check(
+        "click", "", True, {}, scope="Calculator")
+    assert decision.how == "approved" and "not a rules file written by the assistant" in decision.note
+
+
+def test_a_window_title_is_shown_escaped():
+    assert window_label("click", 'Evil\x1b]52;c;x\x07 "app"') == 'click in "Evil\\u001b]52;c;x\\u0007 \\"app\\""'

@@ -49,6 +49,30 @@ def test_always_allowed_tools_are_listed_and_can_be_forgotten(capsys):
     assert "is not always allowed" in capsys.readouterr().err
 
 
+def test_window_rules_are_listed_and_revoked(capsys):
+    from assistant.permissions import add_window_rule, read_window_rules
+
+    assert main(["tools", "allowed"]) == 0
+    assert capsys.readouterr().out.startswith("nothing is always allowed")
+    add_to_allow_list(user_paths().config_file, "zoom")
+    add_window_rule(None, "click", "Calculator")
+    add_window_rule(None, "click", "Evil\x1b[2J")
+    add_window_rule(None, "scroll", "Calculator")
+    assert main(["tools", "allowed"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("zoom  (everywhere; ")
+    assert lines[1].startswith('click in "Calculator"  (since 20') and lines[1].endswith("always-allow.json)")
+    assert lines[2].startswith('click in "Evil\\u001b[2J"') and "\x1b" not in "".join(lines)
+    assert main(["tools", "list"]) == 0
+    assert "click  [asks first: it has side effects; always allowed in 2 window(s)" in capsys.readouterr().out
+    assert main(["tools", "forget", "click", "--window", "Calculator"]) == 0
+    assert 'forgot click in "Calculator"' in capsys.readouterr().out
+    assert main(["tools", "forget", "click", "--window", "Calculator"]) == 2
+    assert 'click in "Calculator" is not always allowed; `assistant tools allowed` lists what is' in capsys.readouterr().err
+    assert main(["tools", "forget", "click"]) == 0  # every window
+    assert [rule.label() for rule in read_window_rules()] == ['scroll in "Calculator"']
+
+
 def test_pdf_search_then_pdf_page(tmp_path):
     pdf = make_pdf(tmp_path / "report.pdf", ["Introduction", "Weather", "Revenue in 2023 was 4.2 million", "Index"])
     script = [

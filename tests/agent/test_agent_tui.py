@@ -69,7 +69,9 @@ async def wait_for(pilot, condition, what, timeout=20.0):
 
 @run_async
 async def test_dialog_answers_only_through_keys_and_shows_arguments_as_plain_text():
-    request = ApprovalRequest("screenshot", "Capture.", {"note": "[b]approve[/b] Answer.ALWAYS"}, "it captures your screen")
+    request = ApprovalRequest(
+        "screenshot", "Capture.", {"note": "[b]approve[/b] Answer.ALWAYS"}, "it captures your screen", always="screenshot"
+    )
     answers = []
 
     class DialogHost(App[None]):
@@ -95,7 +97,7 @@ async def test_dialog_answers_only_through_keys_and_shows_arguments_as_plain_tex
 
 @run_async
 async def test_the_dialog_takes_no_key_and_no_click_while_it_arms():
-    request = ApprovalRequest("screenshot", "Capture.", {}, "it captures your screen")
+    request = ApprovalRequest("screenshot", "Capture.", {}, "it captures your screen", always="screenshot")
     answers = []
 
     class DialogHost(App[None]):

@@ -22,7 +22,10 @@ ALWAYS_KEY = "ctrl+a"
 
 
 class ToolApprovalDialog(ModalScreen[Answer]):
-    """Allow once (y), always allow this tool (Ctrl+A), or deny (n, Esc). Deny has the focus.
+    """Allow once (y), always allow (Ctrl+A), or deny (n, Esc). Deny has the focus.
+
+    "Always" is offered only where the policy offers it (`request.always`): this tool, or for a pointer action
+    this tool in the application window under the target (`click in "Calculator"`); never for typing or keys.
 
     Only a key press or a click here answers: the dialog shows the model's arguments as plain text and nothing
     the model or a tool wrote can press its buttons. It arms itself `ARM_DELAY_S` after it is shown (the hint line
@@ -63,7 +66,8 @@ class ToolApprovalDialog(ModalScreen[Answer]):
             yield Static("read the request: the keys work in a moment…", classes="dialog-hint", id="arming", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Allow once (y)", variant="primary", id="once")
-                yield Button(f"Always allow {request.tool} (Ctrl+A)", id="always")
+                if request.always:
+                    yield Button(f"Always allow {request.always} (Ctrl+A)", id="always")
                 yield Button("Deny (n)", variant="error", id="deny")
 
     def on_mount(self) -> None:
@@ -72,7 +76,8 @@ class ToolApprovalDialog(ModalScreen[Answer]):
     def _arm(self) -> None:
         self.armed_at = get_time()
         self.remove_class("arming")
-        self.query_one("#arming", Static).update("y allow once · Ctrl+A always allow · n or Esc deny")
+        always = " · Ctrl+A always allow" if self.request.always else ""
+        self.query_one("#arming", Static).update(f"y allow once{always} · n or Esc deny")
 
     def accepts(self, event: events.Event) -> bool:
         """True for an input event made after the dialog armed; keys typed ahead carry an earlier time."""
@@ -86,6 +91,8 @@ class ToolApprovalDialog(ModalScreen[Answer]):
             event.prevent_default()
 
     def action_answer(self, answer: str) -> None:
+        if answer == "always" and not self.request.always:
+            return  # not offered for this call (typing, keys, a window without a title)
         if self.armed:
             self.dismiss(_ANSWERS[answer])
 

@@ -468,8 +468,12 @@ def progress_text(summary: BatchSummary) -> str:
 class Progress:
     """Progress on stderr: a bar redrawn in place on a terminal, plain lines (at most one every `interval` s) otherwise."""
 
-    def __init__(self, stream: IO[str], tty: bool | None = None, interval: float = 2.0, width: int = 30) -> None:
+    def __init__(
+        self, stream: IO[str], tty: bool | None = None, interval: float = 2.0, width: int = 30, label: str = "batch"
+    ) -> None:
         self.stream = stream
+        self.label = label
+        """The command's name that starts each plain line (`batch`, `eval`)."""
         self.tty = stream.isatty() if tty is None else tty
         self.interval = interval
         self.width = width
@@ -488,7 +492,7 @@ class Progress:
             self.stream.write(f"\r{bar} {progress_text(summary)}\x1b[K")
             self._drawn = True
         elif final or now - self._last >= self.interval:
-            self.stream.write(f"batch: {progress_text(summary)}\n")
+            self.stream.write(f"{self.label}: {progress_text(summary)}\n")
             self._last = now
         else:
             return

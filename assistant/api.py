@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from .conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart
+from .conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart, VideoPart
 from .errors import AssistantError
 from .profiles import GenerationSettings, Profile, check_model_source, load_profile
 
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, "Image", "LoadedImage", ImagePart]
 """A path, a PIL image, an already loaded image, or an image part already in the store."""
+
+VideoInput = Union[str, Path, VideoPart]
+"""A video file's path, or a video part already in the store (its frames stored, e.g. from `load_video`)."""
 
 UNSAVED_QUESTIONS_FILE = "unsaved-questions.jsonl"
 """In the data dir: questions whose new chat was not kept because its first reply failed before any text."""
@@ -190,6 +193,41 @@ class Assistant:
             self._backend.set_adapter(name)
         self.adapter = name
 
+    def load_video(self, path: str | Path, fps: float | None = None, max_frames: int | None = None) -> VideoPart:
+        """Sample a video file's frames and store them by content: the part to ask about (`video=`).
+
+        Frames are taken at `fps` frames a second, at most `max_frames` (assistant.video.sample_indices); either
+        left None is what the model's video processor is configured for (SmolVLM2: 1 a second, up to 64).
+        Loads the model first: a profile whose model takes no videos is one line, and nothing is stored.
+        """
+        import dataclasses as _dataclasses
+
+        from .video import VideoSampling, probe_video, sample_video, video_part
+
+        probe_video(path)  # a file that is no usable video is one line before the model loads
+        backend = self.load()
+        if not backend.capabilities.video:
+            remote = backend.capabilities.remote
+            if remote or backend.name != "transformers":
+                raise AssistantError(
+                    f"the {backend.name} backend of profile {self.profile.name} does not take videos (its frames are "
+                    "not sent as images); use a local SmolVLM2 or Qwen2-VL profile"
+                )
+            raise AssistantError(
+                f"the model of profile {self.profile.name} does not take videos; use a SmolVLM2 or Qwen2-VL profile"
+            )
+        defaults = getattr(backend, "video_sampling", None)
+        sampling = defaults() if defaults is not None else VideoSampling()
+        changes: dict[str, Any] = {}
+        if fps is not None:
+            changes["fps"] = float(fps)
+        if max_frames is not None:
+            changes["max_frames"] = int(max_frames)
+        sampling = _dataclasses.replace(sampling, **changes).check()
+        sampled = sample_video(path, sampling)
+        frames = [self.store.put_image(frame) for frame in sampled.frames]
+        return video_part(sampled, frames)
+
     # --- chats ---------------------------------------------------------------------------------
 
     def chat(self, chat_id: int | None = None, title: str = "") -> "Chat":
@@ -307,6 +345,9 @@ class Chat:
         seed: int | None = None,
         system: str | None = None,
         title: str = "",
+        video: VideoInput | None = None,
+        fps: float | None = None,
+        max_frames: int | None = None,
     ) -> "ReplyStream":
         """Ask and receive the reply piece by piece. The question is saved before the model runs.
 
@@ -316,6 +357,8 @@ class Chat:
         `temperature`, `top_p`, `seed`, `system`: this reply's sampling and system prompt instead of the profile's.
         `title`: the title of a new untitled chat (default: the question, plus the names in `extra["attached"]`);
         never the context text.
+        `video`: a video file (its frames sampled at `fps`, at most `max_frames`, defaults from the model's video
+        processor; see `Assistant.load_video`) or a stored VideoPart; it goes before the question.
         A new chat whose first reply fails before any text is not kept: the error says so and where the question
         was written (UNSAVED_QUESTIONS_FILE in the data dir).
         """
@@ -323,12 +366,15 @@ class Chat:
             raise AssistantError("the question is empty; type a question (images alone need one too)")
         options = GenerationOptions(max_new_tokens, temperature, top_p, seed, system).check()
         self._close_current()
-        parts = self._image_parts(images or ())
+        videos = self._video_parts(video, fps, max_frames)
+        parts = self._image_parts(images or ()) + videos
         body = f"{context_text.rstrip()}\n\n{text}" if context_text.strip() else text
         parts.append(TextPart(body))
         self._ensure_saved()
         if not self.conversation.messages and not self.conversation.title:
-            self._set_title(title or text, (extra or {}).get("attached") or [])
+            attached = list((extra or {}).get("attached") or [])
+            attached += [part.source for part in videos if part.source not in attached]
+            self._set_title(title or text, attached)
         user = self.assistant.store.add_message(self.id, Message(role="user", parts=parts))
         self.conversation.messages.append(user)
         self._question = text
@@ -478,6 +524,16 @@ class Chat:
         if later and later[0].id is not None:
             self.assistant.store.delete_messages_from(self.id, later[0].id)
         del self.conversation.messages[index + 1 :]
+
+    def _video_parts(self, video: VideoInput | None, fps: float | None, max_frames: int | None) -> list[Any]:
+        """The video part to ask about (decoded and its frames stored now), or [] without a video."""
+        if video is None:
+            if fps is not None or max_frames is not None:
+                raise AssistantError("--fps and --max-frames choose a video's frames; give the video with --video FILE")
+            return []
+        if isinstance(video, VideoPart):
+            return [video]
+        return [self.assistant.load_video(video, fps, max_frames)]
 
     def _image_parts(self, images: Iterable[ImageInput]) -> list[Any]:
         from .images import LoadedImage, image_from_pil, load_image_file

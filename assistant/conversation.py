@@ -1,4 +1,4 @@
-"""Conversations as plain values: messages made of typed parts (text, image, tool call, tool result).
+"""Conversations as plain values: messages made of typed parts (text, image, video, tool call, tool result).
 
 Pure Python on purpose: the store, the engine, the plugins and the three surfaces all pass these around,
 and none of them should need torch or textual to read a chat.
@@ -40,6 +40,28 @@ class ImagePart:
 
 
 @dataclass
+class VideoPart:
+    """A video as the frames sampled from it, each stored by content like an image (`frames`: their sha256).
+
+    The model gets the frames with their times, so a saved chat replays without the original file; `source` is
+    for display only. `frame_indices` are frame numbers in the original stream, `timestamps` seconds from its
+    start, `fps` its frame rate, `sample_fps` the rate asked for (None: frames spread uniformly).
+    """
+
+    source: str
+    frames: list[str]
+    timestamps: list[float]
+    frame_indices: list[int]
+    width: int
+    height: int
+    fps: float
+    duration: float
+    total_frames: int = 0
+    sample_fps: float | None = None
+    kind: Literal["video"] = "video"
+
+
+@dataclass
 class ToolCallPart:
     name: str
     arguments: dict[str, Any]
@@ -56,7 +78,7 @@ class ToolResultPart:
     kind: Literal["tool_result"] = "tool_result"
 
 
-Part = Union[TextPart, ImagePart, ToolCallPart, ToolResultPart]
+Part = Union[TextPart, ImagePart, VideoPart, ToolCallPart, ToolResultPart]
 
 
 @dataclass
@@ -95,6 +117,10 @@ class Message:
     @property
     def images(self) -> list[ImagePart]:
         return [part for part in self.parts if isinstance(part, ImagePart)]
+
+    @property
+    def videos(self) -> list[VideoPart]:
+        return [part for part in self.parts if isinstance(part, VideoPart)]
 
     @property
     def tool_calls(self) -> list[ToolCallPart]:
@@ -139,6 +165,7 @@ def part_from_dict(data: dict[str, Any]) -> Part:
     kinds: dict[str, type] = {
         "text": TextPart,
         "image": ImagePart,
+        "video": VideoPart,
         "tool_call": ToolCallPart,
         "tool_result": ToolResultPart,
     }

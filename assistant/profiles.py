@@ -27,7 +27,7 @@ class ModelSettings:
     """Hub id (`HuggingFaceTB/SmolVLM-256M-Instruct`) or a local directory."""
     revision: str = "main"
     local_build: str = ""
-    """Name of a model built locally (tiny-smolvlm, tiny-qwen2vl, bench-smolvlm-256m) instead of `id`."""
+    """Name of a model built locally (tiny-smolvlm, tiny-smolvlm2, tiny-qwen2vl, bench-smolvlm-256m) instead of `id`."""
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
     """int8: weights load as `auto`, decoding runs int8 weight-only on the CPU (engine/int8.py)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -31,6 +31,7 @@ from .conversation import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
+    VideoPart,
     part_from_dict,
     part_to_dict,
 )
@@ -595,7 +596,8 @@ class Store:
         conn.execute("DELETE FROM message_images WHERE message_id = ?", (message_id,))
         conn.executemany(
             "INSERT OR IGNORE INTO message_images (message_id, sha256) VALUES (?, ?)",
-            [(message_id, part.sha256) for part in parts if isinstance(part, ImagePart)],
+            [(message_id, part.sha256) for part in parts if isinstance(part, ImagePart)]
+            + [(message_id, sha) for part in parts if isinstance(part, VideoPart) for sha in part.frames],
         )
 
     def add_message(self, conversation_id: int, message: Message) -> Message:
@@ -858,6 +860,10 @@ class Store:
         if isinstance(part, ImagePart):
             label = (part.source or part.sha256[:12]).replace("]", "\\]")
             return [f"![{label}]({self.image_path(part.sha256).as_uri()}) ({part.width}x{part.height})"]
+        if isinstance(part, VideoPart):
+            from .video import describe
+
+            return [f"_Video: {describe(part)}_"]
         if isinstance(part, ToolCallPart):
             arguments = json.dumps(part.arguments, ensure_ascii=False, indent=2)
             return [f"**Tool call** `{part.name}`" + (f" ({part.call_id})" if part.call_id else ""), "", "```json",

@@ -57,11 +57,13 @@ class TransformersBackend:
 
     @property
     def capabilities(self) -> BackendCapabilities:
+        from .video_inputs import supports_video
+
         return BackendCapabilities(
             adapters=True,
             kv_reuse=self.engine.cache.enabled,
             tools=True,
-            video=False,
+            video=supports_video(self.engine.loaded.processor),
             max_context=self.engine.loaded.context_limit,
         )
 
@@ -101,6 +103,13 @@ class TransformersBackend:
         """Start encoding an attached image (PIL) before the question is sent; a Future. Optional: a UI looks
         for it with getattr (engine.Engine.encode_ahead, docs/performance.md)."""
         return self.engine.encode_ahead(image)
+
+    def video_sampling(self) -> Any:
+        """How the model's video processor samples frames by default (assistant.video.VideoSampling). Optional:
+        the API looks for it with getattr when a video is attached (engine/video_inputs.default_sampling)."""
+        from .video_inputs import default_sampling
+
+        return default_sampling(self.engine.loaded.processor)
 
     def set_adapter(self, name: str | None) -> None:
         from ..adapters import activate_adapter

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from ..conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart, VideoPart
 from ..errors import AssistantError
 from ..toolcalls import call_text, fallback_instructions, result_text
+from .video_inputs import conversation_video_parts, flatten_video_frames, frame_keys, video_call
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -79,6 +80,8 @@ def _message(message: Message, native_tools: bool) -> dict[str, Any]:
     for part in message.parts:
         if isinstance(part, ImagePart):
             content.append({"type": "image"})
+        elif isinstance(part, VideoPart):
+            content.append({"type": "video"})
         elif isinstance(part, TextPart) and part.text:
             content.append({"type": "text", "text": part.text})
         elif isinstance(part, ToolCallPart):
@@ -223,14 +226,17 @@ def build_inputs(
     if images:
         call["images"] = [images]
         call.update(image_kwargs(loaded))
-    tensors = processor(**call)
+    videos = conversation_video_parts(messages)
+    if videos:  # engine/video_inputs.py: stored frames + their times through the model's video processor
+        call.update(video_call(loaded, videos, open_image, has_images=bool(images)))
+    tensors = flatten_video_frames(processor(**call), videos) if videos else processor(**call)
     keys = [part.sha256 for part in parts]
     sizes = grid_sizes(loaded, tensors.get("image_grid_thw"))
     return PromptInputs(
         tensors=tensors.to(loaded.device),
         prompt=prompt,
         images=images,
-        image_keys=keys,
+        image_keys=keys + frame_keys(videos),
         input_sizes=dict(zip(keys, sizes)),
     )
 

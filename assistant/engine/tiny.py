@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-TINY_KINDS = ("tiny-smolvlm", "tiny-qwen2vl", "bench-smolvlm-256m")
+TINY_KINDS = ("tiny-smolvlm", "tiny-qwen2vl", "bench-smolvlm-256m", "tiny-smolvlm2")
+SMOLVLM2_KINDS = ("tiny-smolvlm2",)
+"""Built as transformers' `smolvlm` model type (SmolVLM2: SmolVLMProcessor with its video processor)."""
 
 # Bump when anything a build writes changes: ensure_local_model rebuilds directories whose recorded version differs.
 BUILD_VERSION = 1
@@ -32,6 +34,21 @@ SMOLVLM_CHAT_TEMPLATE = (
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
     "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
+
+# The SmolVLM2 chat template (transformers' SmolVLMProcessor DEFAULT_CHAT_TEMPLATE, "the correct chat template to
+# be used for videos"), verbatim: SmolVLM's plus `<video>`, which the processor expands into timed frames.
+SMOLVLM2_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}"
+    "{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+# SmolVLM2's `video_sampling` (preprocessor_config.json of SmolVLM2-256M-Video-Instruct): 1 frame a second, at most
+# 64 frames; frames are resized to the vision encoder's input size.
+SMOLVLM2_VIDEO_FPS = 1
+SMOLVLM2_VIDEO_MAX_FRAMES = 64
 
 # How Qwen2-VL renders one message's content (a string, or text/image/video parts), as in its real template.
 _QWEN_CONTENT = (
@@ -388,7 +405,7 @@ def _add_tokens(tokenizer: "Tokenizer", tokens: list[tuple[str, bool]]) -> None:
             raise AssertionError(f"{content} landed on id {tokenizer.token_to_id(content)}, not {expected}")
 
 
-def _smolvlm_tokenizer(sizes: Idefics3Sizes) -> "PreTrainedTokenizerFast":
+def _smolvlm_tokenizer(sizes: Idefics3Sizes, chat_template: str = SMOLVLM_CHAT_TEMPLATE) -> "PreTrainedTokenizerFast":
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = _train_bpe(sizes.base_vocab, _SMOLLM_BASE_SPECIALS)
@@ -402,7 +419,7 @@ def _smolvlm_tokenizer(sizes: Idefics3Sizes) -> "PreTrainedTokenizerFast":
         unk_token="<|endoftext|>",
         model_max_length=8192,
         clean_up_tokenization_spaces=False,
-        chat_template=SMOLVLM_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
 
 
@@ -427,6 +444,8 @@ def _qwen_tokenizer(sizes: Qwen2VLSizes) -> "PreTrainedTokenizerFast":
 def build_tokenizer(kind: str) -> "PreTrainedTokenizerFast":
     """The tokenizer of `kind`: a locally trained byte-level BPE with the real model's special tokens and template."""
     sizes = _sizes(kind)
+    if kind in SMOLVLM2_KINDS:
+        return _smolvlm_tokenizer(sizes, SMOLVLM2_CHAT_TEMPLATE)  # type: ignore[arg-type]
     if isinstance(sizes, Idefics3Sizes):
         return _smolvlm_tokenizer(sizes)
     return _qwen_tokenizer(sizes)
@@ -437,17 +456,23 @@ def build_config(kind: str, tokenizer: "PreTrainedTokenizerFast | None" = None) 
     sizes = _sizes(kind)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(kind)
     if isinstance(sizes, Idefics3Sizes):
-        return _idefics3_config(sizes, tokenizer)
+        return _idefics3_config(sizes, tokenizer, smolvlm=kind in SMOLVLM2_KINDS)
     return _qwen2vl_config(sizes, tokenizer)
 
 
 def _sizes(kind: str) -> "Idefics3Sizes | Qwen2VLSizes":
     _check_kind(kind)
-    return {"tiny-smolvlm": TINY_SMOLVLM, "tiny-qwen2vl": TINY_QWEN2VL, "bench-smolvlm-256m": BENCH_SMOLVLM_256M}[kind]
+    return {
+        "tiny-smolvlm": TINY_SMOLVLM,
+        "tiny-qwen2vl": TINY_QWEN2VL,
+        "bench-smolvlm-256m": BENCH_SMOLVLM_256M,
+        "tiny-smolvlm2": TINY_SMOLVLM,
+    }[kind]
 
 
-def _idefics3_config(sizes: Idefics3Sizes, tokenizer: "PreTrainedTokenizerFast") -> Any:
-    from transformers import Idefics3Config
+def _idefics3_config(sizes: Idefics3Sizes, tokenizer: "PreTrainedTokenizerFast", smolvlm: bool = False) -> Any:
+    """Idefics3Config (SmolVLM), or with `smolvlm` the same sizes as SmolVLMConfig (SmolVLM2's `smolvlm` type)."""
+    from transformers import Idefics3Config, SmolVLMConfig
 
     im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     text_config = {
@@ -470,7 +495,7 @@ def _idefics3_config(sizes: Idefics3Sizes, tokenizer: "PreTrainedTokenizerFast")
         "tie_word_embeddings": False,
     }
     vision_config = {
-        "model_type": "idefics3_vision",
+        "model_type": "smolvlm_vision" if smolvlm else "idefics3_vision",
         "hidden_size": sizes.vision_hidden,
         "intermediate_size": sizes.vision_intermediate,
         "num_hidden_layers": sizes.vision_layers,
@@ -480,7 +505,8 @@ def _idefics3_config(sizes: Idefics3Sizes, tokenizer: "PreTrainedTokenizerFast")
         "hidden_act": "gelu_pytorch_tanh",
         "layer_norm_eps": 1e-6,
     }
-    return Idefics3Config(
+    config_class = SmolVLMConfig if smolvlm else Idefics3Config
+    return config_class(
         text_config=text_config,
         vision_config=vision_config,
         scale_factor=sizes.scale_factor,
@@ -545,6 +571,8 @@ def build_processor(kind: str, tokenizer: "PreTrainedTokenizerFast | None" = Non
     """The processor of `kind`: the family's real processor class, set up like the real model's at this scale."""
     sizes = _sizes(kind)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(kind)
+    if kind in SMOLVLM2_KINDS:
+        return _smolvlm2_processor(sizes, tokenizer)  # type: ignore[arg-type]
     if isinstance(sizes, Idefics3Sizes):
         from transformers import Idefics3ImageProcessor, Idefics3Processor
 
@@ -580,6 +608,40 @@ def build_processor(kind: str, tokenizer: "PreTrainedTokenizerFast | None" = Non
     )
 
 
+def _smolvlm2_processor(sizes: Idefics3Sizes, tokenizer: "PreTrainedTokenizerFast") -> Any:
+    """SmolVLMProcessor with SmolVLM2's image and video processors (video frames squared to the encoder's size)."""
+    from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
+
+    common: dict[str, Any] = {
+        "do_convert_rgb": True,
+        "do_resize": True,
+        "resample": 1,  # LANCZOS, as the real preprocessor_config.json
+        "max_image_size": {"longest_edge": sizes.image_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_pad": True,
+    }
+    image_processor = SmolVLMImageProcessor(
+        size={"longest_edge": sizes.longest_edge}, do_image_splitting=True, **common
+    )
+    video_size = {"longest_edge": sizes.image_size}
+    video_processor = SmolVLMVideoProcessor(
+        size=video_size,
+        video_sampling={"fps": SMOLVLM2_VIDEO_FPS, "max_frames": SMOLVLM2_VIDEO_MAX_FRAMES, "video_size": video_size},
+        **common,
+    )
+    return SmolVLMProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        image_seq_len=sizes.image_seq_len,
+        chat_template=SMOLVLM2_CHAT_TEMPLATE,
+    )
+
+
 def _generation_config(sizes: "Idefics3Sizes | Qwen2VLSizes", tokenizer: "PreTrainedTokenizerFast") -> Any:
     """Greedy by default; stops at the end-of-turn token the chat template writes after each reply."""
     from transformers import GenerationConfig
@@ -594,11 +656,20 @@ def _generation_config(sizes: "Idefics3Sizes | Qwen2VLSizes", tokenizer: "PreTra
 def _random_model(config: Any, seed: int) -> Any:
     """Instantiate on CPU in float32 with the model's own initialisation, seeded so builds are reproducible."""
     import torch
-    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Qwen2VLForConditionalGeneration
-
-    model_class = (
-        Idefics3ForConditionalGeneration if isinstance(config, Idefics3Config) else Qwen2VLForConditionalGeneration
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Qwen2VLForConditionalGeneration,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
     )
+
+    if isinstance(config, SmolVLMConfig):
+        model_class = SmolVLMForConditionalGeneration
+    elif isinstance(config, Idefics3Config):
+        model_class = Idefics3ForConditionalGeneration
+    else:
+        model_class = Qwen2VLForConditionalGeneration
     torch.manual_seed(seed)
     with torch.device("cpu"):
         model = model_class(config)

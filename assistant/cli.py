@@ -400,7 +400,8 @@ def _prompt_approval(request: Any) -> Any:
     always = f" / [a]lways allow {request.always}" if request.always else ""
     choices = ["y", "n", "a"] if request.always else ["y", "n"]
     choice = click.prompt(
-        printable(f"allow? [y]es once / [n]o{always}"), type=click.Choice(choices), default="n", err=True
+        printable(f"allow? [y]es once / [n]o{always}"), type=click.Choice(choices), default="n", err=True,
+        show_choices=False,
     )
     return {"y": Answer.ONCE, "a": Answer.ALWAYS}.get(choice, Answer.DENY)
 

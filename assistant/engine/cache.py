@@ -71,7 +71,7 @@ class ConversationCache:
             return self._fresh(model_inputs, full, "nothing in common")
         if prefix < cached:
             turn.cache.crop(prefix - cached)
-        for key in ("pixel_values", "pixel_attention_mask", "image_grid_thw"):
+        for key in ("pixel_values", "pixel_attention_mask", "image_grid_thw", *_VIDEO_INPUTS):
             model_inputs.pop(key, None)
         model_inputs.update(pixel_inputs)
         self.stats["reused_tokens"] += prefix
@@ -110,6 +110,8 @@ def _new_pixel_inputs(loaded: Any, tensors: Any, prefix: int, new_ids: Any) -> t
     processor = loaded.processor
     image_token_id = _image_token_id(loaded)
     ids = tensors["input_ids"][0]
+    if "video_grid_thw" in tensors and not _videos_cached(loaded, tensors, prefix, image_token_id):
+        return None
     if "pixel_values" not in tensors or image_token_id is None:
         return prefix, {}
     is_image = (ids == image_token_id).tolist()
@@ -127,6 +129,22 @@ def _new_pixel_inputs(loaded: Any, tensors: Any, prefix: int, new_ids: Any) -> t
     if "pixel_attention_mask" in tensors:
         inputs["pixel_attention_mask"] = tensors["pixel_attention_mask"][:, tiles_before:]
     return prefix, inputs
+
+
+_VIDEO_INPUTS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+"""Qwen2-VL's video inputs: dropped when every video is inside the reused prefix (SmolVLM2's frames are images)."""
+
+
+def _videos_cached(loaded: Any, tensors: Any, prefix: int, image_token_id: int | None) -> bool:
+    """Qwen2-VL videos (engine/video_inputs.py): reuse only when every video token is in the prefix and no new
+    image follows (their 3D positions would have to be computed with the video grids too)."""
+    video_token_id = getattr(loaded.model.config, "video_token_id", None)
+    if not isinstance(video_token_id, int):
+        return False
+    ids = tensors["input_ids"][0]
+    if bool((ids[prefix:] == video_token_id).any()):
+        return False
+    return image_token_id is None or not bool((ids[prefix:] == image_token_id).any())
 
 
 def _image_token_id(loaded: Any) -> int | None:

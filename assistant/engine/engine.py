@@ -102,7 +102,8 @@ class Engine:
             if cut is None:
                 raise AssistantError(
                     f"this message needs {inputs.prompt_tokens} tokens of context but the limit is {limit}; "
-                    "attach fewer or smaller images, use a quick image profile, or ask about fewer pages"
+                    "attach fewer or smaller images, use a quick image profile, ask about fewer pages, or take fewer "
+                    "video frames (--max-frames)"
                 )
             candidates = candidates[cut:]
             dropped += cut

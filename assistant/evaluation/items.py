@@ -144,7 +144,15 @@ def decode_base64_image(text: str, label: str) -> Any:
 
 def load_image_ref(value: Any, base: Path, label: str) -> Any:
     """A PIL image from what a benchmark row holds: a path (relative to the data file's folder), raw bytes, a
-    `{"bytes": ..., "path": ...}` struct (Hugging Face parquet) or base64 text."""
+    `{"bytes": ..., "path": ...}` struct (Hugging Face parquet) or base64 text. Errors name the item (`label`)."""
+    try:
+        return _load_image_ref(value, base, label)
+    except AssistantError as error:
+        message = str(error)
+        raise AssistantError(message if message.startswith(label) else f"{label}: {message}") from None
+
+
+def _load_image_ref(value: Any, base: Path, label: str) -> Any:
     from ..images import load_image_bytes, load_image_file
 
     if isinstance(value, dict):

@@ -82,11 +82,14 @@ def eval_line(entry: dict[str, Any]) -> str:
     text = f"{entry.get('format', '?')} {entry.get('file', '?')}: {_score((mine or {}).get('score'), binary)} {metric}"
     base = sides.get("base") if adapter else None
     comparison = entry.get("comparison")
-    if base is not None and comparison:
+    if base is not None and comparison and isinstance(base.get("score"), (int, float)):
         difference = comparison.get("difference", 0.0)
         shown = f"{difference * 100:+.1f} pts" if binary else f"{difference:+.3f}"
         text += f" (base {_score(base.get('score'), binary)}, {shown}, p = {comparison.get('p_value', 1.0):.3g})"
-    text += f", {entry.get('units', '?')} {'questions' if entry.get('format') == 'mmbench' else 'items'}"
+    if isinstance(entry.get("margin"), (int, float)):
+        text += f", mean margin {entry['margin']:+.3f}"
+    unit = {"mmbench": "questions", "preference": "pairs"}.get(str(entry.get("format")), "items")
+    text += f", {entry.get('units', '?')} {unit}"
     when = entry.get("created_at")
     if isinstance(when, (int, float)):
         text += time.strftime(" · %Y-%m-%d %H:%M", time.localtime(when))

@@ -585,3 +585,94 @@ def test_cli_prompt_offers_always_for_the_window_under_the_click_and_tools_run_f
     assert app.wait_for(lambda e: e["event"] == "button")["name"] == "Cancel"
     refused = run_cli("tools", "run", "click", '{"x": 100, "y": 100}')
     assert refused.exit_code == 2 and "nobody can answer" in refused.stderr
+
+
+# --- stopping a running action loop: Esc in the TUI, Ctrl+C in the CLI ----------------------------------------------
+
+
+def pacing_run(app: TkApp, assistant_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A run that clicks OK, then waits (pacing, 10 s) before clicking Cancel: the stop lands before the second
+    click. The screenshot and clicks in the app's window are always allowed (config and a window rule), so
+    nothing asks: only the stop can keep the second click from the app."""
+    from assistant import Assistant
+    from assistant.permissions import add_window_rule
+    from agenthelpers import ScriptedEngine
+
+    (assistant_home / "config" / "config.toml").write_text(
+        '[agent]\naction_delay_s = 10\nalways_allow = ["screenshot"]\n', encoding="utf-8"
+    )
+    add_window_rule(None, "click", "Actions test")
+    monkeypatch.setattr(safety, "_last_action", 0.0)  # the first click does not wait for an earlier test's
+    script = [
+        call("screenshot", {}),
+        call("click", dict(zip("xy", app.centre("ok")))),
+        call("click", dict(zip("xy", app.centre("cancel")))),
+        "pressed both",
+    ]
+    engine = ScriptedEngine(script)
+    monkeypatch.setattr(Assistant, "load", lambda self, progress=None: engine)
+    return engine
+
+
+def test_escape_in_the_tui_stops_the_action_loop_before_the_next_action(app, assistant_home, monkeypatch):
+    import asyncio
+
+    from assistant.store import Store
+    from assistant.tui.app import AssistantApp
+    from assistant.tui.config import TuiConfig
+    from assistant.tui.widgets.toolstep import ToolStep
+    from tests.tui.tuihelpers import SIZE, type_and_send, wait_for, wait_ready
+
+    pacing_run(app, assistant_home, monkeypatch)
+
+    async def scenario() -> Any:
+        tui = AssistantApp("tiny-smolvlm", config=TuiConfig(), image_renderer="halfcell")
+        async with tui.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await type_and_send(pilot, "/agent on")
+            await type_and_send(pilot, "press OK, then Cancel")
+            steps = lambda: list(tui.chat_log.query(ToolStep))  # noqa: E731
+            await wait_for(pilot, lambda: len(steps()) == 3 and "running" in steps()[2].status, "the second click")
+            assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"  # the first click arrived
+            await pilot.press("escape")  # while the second click waits for its turn
+            await wait_for(pilot, lambda: tui.agent_run is None, "the run to stop")
+            await pilot.pause()
+            notices = [str(widget.render()) for widget in tui.chat_log.query(".notice")]
+            return tui.chat.id, notices
+
+    chat_id, notices = asyncio.run(scenario())
+    assert app.drain() == []  # the second click never reached the app
+    assert notices == ["stopped by the user"]
+    with Store.open_default() as store:
+        tool_messages = [m for m in store.get_conversation(chat_id).messages if m.role == "tool"]
+    assert [m.meta.extra["approval_reason"] for m in tool_messages] == ["always", "always", "always"]
+    assert "Done: clicked left" in tool_messages[1].parts[0].text
+    assert tool_messages[2].parts[0].is_error and "stopped" in tool_messages[2].parts[0].text
+    assert [entry["outcome"] for entry in safety.read_log()][-2:] == ["done", "refused"]
+
+
+def test_ctrl_c_in_the_cli_stops_the_action_loop_before_the_next_action(app, assistant_home, monkeypatch, capsys):
+    import signal
+
+    from assistant.cli import main
+
+    engine = pacing_run(app, assistant_home, monkeypatch)
+
+    def interrupt() -> None:  # a real SIGINT, as the terminal sends for Ctrl+C, once the first click is done
+        app.wait_for(lambda e: e["event"] == "button")
+        deadline = time.monotonic() + 30
+        while len(engine.prompts) < 3 and time.monotonic() < deadline:  # the model was asked for its next action
+            time.sleep(0.02)
+        time.sleep(0.3)  # the second click is now waiting for its turn (10 s)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt, daemon=True)
+    watcher.start()
+    code = main(["ask", "--agent", "press OK, then Cancel"])
+    watcher.join(30)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "stopped by the user" in err and "[step 2] click result: Done: clicked left" in err
+    assert "[step 3] click: always allowed (click in \"Actions test\")" in err
+    assert app.seen[-1] == {"event": "button", "name": "OK"}
+    assert app.drain() == []  # the second click never reached the app

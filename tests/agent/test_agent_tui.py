@@ -229,3 +229,40 @@ def test_a_reopened_chat_pairs_each_call_with_its_result():
         ("paint", "a blue picture", 1, 1),
     ]
     assert [s.result_index for s in steps] == [2, 3]
+
+
+@run_async
+async def test_the_dialog_offers_always_only_where_the_policy_does():
+    from textual.widgets import Button
+
+    click = ApprovalRequest("click", "Click.", {"x": 1, "y": 2}, "it has side effects", always='click in "Calculator"')
+    typing = ApprovalRequest("type_text", "Type.", {"text": "hi"}, "it has side effects")
+    answers = []
+
+    class DialogHost(App[None]):
+        def __init__(self, request) -> None:
+            super().__init__()
+            self.request = request
+
+        def on_mount(self) -> None:
+            self.push_screen(ToolApprovalDialog(self.request, arm_delay_s=0.01), answers.append)
+
+    app = DialogHost(click)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalDialog) and app.screen.armed, "the dialog")
+        assert str(app.screen.query_one("#always", Button).label) == 'Always allow click in "Calculator" (Ctrl+A)'
+        await pilot.press("ctrl+a")
+        await pilot.pause()
+    assert answers == [Answer.ALWAYS]
+    app = DialogHost(typing)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalDialog) and app.screen.armed, "the dialog")
+        dialog = app.screen
+        assert not dialog.query("#always")
+        assert "Ctrl+A" not in str(dialog.query_one("#arming", Static).render())
+        await pilot.press("ctrl+a")  # not offered: nothing happens
+        await pilot.pause()
+        assert app.screen is dialog and answers == [Answer.ALWAYS]
+        await pilot.press("y")
+        await pilot.pause()
+    assert answers == [Answer.ALWAYS, Answer.ONCE]

@@ -5,13 +5,15 @@ worker after the first frame, while the user can already type (a message sent ea
 the model is ready). Worker threads reach the UI only through the messages in messages.py or call_from_thread.
 
 This module holds start-up, model loading, sending and the reply actions; the conversation's rules are the
-ChatController's (controller.py, no Textual), the attachments the Composer's (widgets/composer.py). Still mixins
-of this class: chats.py (saved chats, sidebar), slash.py (/commands, plugin services, palette).
+ChatController's (controller.py, no Textual), the attachments the Composer's (widgets/composer.py), the /commands
+the SlashCommands registry's (slash.py, built-ins in builtins.py), the plugins' window the AppSlashContext
+(context.py). Still a mixin of this class: chats.py (saved chats, sidebar).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import os
@@ -33,14 +35,14 @@ from ..errors import AssistantError
 from ..paths import user_paths
 from .attachments import Attachment, Attachments, Outgoing
 from .chats import ChatsMixin
-from .commands import CommandTable, parse_command
 from .config import GLOBAL, TuiConfig, key_label, load_tui_config
 from .context import AppSlashContext
 from .controller import ChatController, Refusal
 from .format import context_used, status_line
-from .guard import guarded
+from .guard import guard_callback, guarded
 from .keys import bindings
 from .messages import (
+    AdapterChanged,
     GenerationJob,
     LoadProgress,
     ModelFailed,
@@ -49,11 +51,12 @@ from .messages import (
     ReplyDone,
     ReplyStarted,
 )
-from .palette import AssistantCommands
+from .palette import AssistantCommands, PaletteEntry, palette_entries
 from .screens.dialogs import EditorDialog, ErrorDialog
-from .slash import SlashMixin
+from .screens.help import HelpScreen
+from .slash import SlashCommands
 from .terminal import take_typeahead
-from .widgets.chatlog import AssistantMessage, ChatLog, UserMessage
+from .widgets.chatlog import AssistantMessage, ChatLog, Notice, UserMessage
 from .widgets.composer import Composer
 from .widgets.history import show_grounding
 from .widgets.prompt import ChipBar, PromptArea
@@ -118,7 +121,7 @@ def _home_relative(path: Path) -> str:
         return str(path)
 
 
-class AssistantApp(ChatsMixin, SlashMixin, App[None]):
+class AssistantApp(ChatsMixin, App[None]):
     """Chat with a local vision-language model about images, screenshots and documents."""
 
     CSS_PATH = "app.tcss"
@@ -175,8 +178,8 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
         self.agent_mode = False
         """When on, a question runs the agent: the model may call tools (asking first for risky ones)."""
         self.agent_view: Any = None
-        self.commands = CommandTable()
-        self.slash_context = AppSlashContext(self)
+        self.slash = SlashCommands(self, AppSlashContext(self), self.report_error)
+        """The /commands: which exist, completion, running one (built-ins get this app as their CommandHost)."""
         self.config_file_display = _home_relative(user_paths().config_file)
         self.first_paint_s: float | None = None
         self.heavy_modules_at_first_paint: list[str] = []
@@ -212,6 +215,20 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
         return self.composer.attachments
 
     @property
+    def commands(self) -> Any:
+        """The /commands that exist now (a CommandTable: built-ins, then plugins')."""
+        return self.slash.table
+
+    @property
+    def slash_context(self) -> AppSlashContext:
+        return self.slash.context  # type: ignore[return-value]
+
+    @property
+    def chats(self) -> Any:
+        """Rename, delete, export a saved chat."""
+        return self
+
+    @property
     def ui_alive(self) -> bool:
         """False once the app is shutting down (workers may still post messages then: they are dropped)."""
         return self.status.text.is_attached
@@ -229,7 +246,7 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
                 )
         for problem in self.config.problems:
             self.notify(problem, severity="warning", markup=False, timeout=12)
-        self.prompt.completer = self._complete
+        self.prompt.completer = self.slash.complete
         self.prompt.use_keys(self.config)
         self.sidebar.use_keys(self.config)
         first_key = lambda binding_id: key_label(self.config.keys_for(binding_id).split(",")[0])  # noqa: E731
@@ -324,24 +341,18 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
 
     def reload_commands(self) -> None:
         """Collect the plugins' /commands again (after registering a plugin at run time)."""
-        if self.plugins is None:
-            return
-        try:
-            found = self.plugins.collect("register_slash_commands")
-        except Exception as error:  # noqa: BLE001 - a built-in plugin's bug: report it, keep the built-in commands
-            self.report_error(error, "collecting plugin commands")
-            found = []
-        self.commands = CommandTable([(command.plugin or self._plugin_name_of(command.run), command) for command in found])
+        self.slash.reload(self.plugins)
 
-    def _plugin_name_of(self, run: Callable[..., Any]) -> str:
-        """Which plugin a /command comes from: the plugin object of a bound method, or the plugin module."""
-        assert self.plugins is not None
-        owner = getattr(run, "__self__", None)
-        module = getattr(run, "__module__", "") or ""
-        for name, plugin in self.plugins.pm.list_name_plugin():
-            if plugin is owner or getattr(plugin, "__name__", None) == module:
-                return str(name)
-        return module.split(".")[0] or "plugin"
+    def palette_entries(self) -> list[PaletteEntry]:
+        return palette_entries(self)
+
+    def prefill(self, text: str) -> None:
+        """Put `text` in the prompt to be completed and sent (the palette's "Attach an image…")."""
+        self.prompt.set_prompt(text)
+        self.prompt.focus()
+
+    def _guard_callback(self, callback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return guard_callback(self.report_error, callback)
 
     # --- model loading -------------------------------------------------------------------------------
 
@@ -438,9 +449,7 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
     @guarded
     async def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
         text = event.text  # the prompt has already cleared itself
-        parsed = parse_command(text)
-        if parsed is not None:
-            await self.run_command(*parsed)
+        if await self.slash.submit(text):
             return
         question = text[1:] if text.startswith("//") else text
         if self.composer.reading and question.strip():
@@ -699,10 +708,10 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
                 last.text,
                 "Ctrl+S sends it again (its images stay); the reply after it is replaced. Esc cancels.",
             ),
-            self._guard_callback(self._resend_edited),
+            self._guard_callback(self.resend_edited),
         )
 
-    async def _resend_edited(self, text: str | None) -> None:
+    async def resend_edited(self, text: str | None) -> None:
         if text is None:
             return
         start = self.controller.editor(text)
@@ -745,6 +754,17 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
         rating = self.controller.rate(reply.message, value)
         reply.refresh_marks()
         self.notify({1: "rated +1 (good)", -1: "rated -1 (bad)", 0: "rating cleared"}[rating])
+
+    @guarded
+    def action_set_rating(self, value: int) -> None:
+        """Give the target reply this rating (0 clears it); unlike the keys, the same rating again keeps it."""
+        reply = self.target_reply()
+        current = reply.message.rating if reply is not None and reply.message is not None else None
+        if value == 0:
+            if current:
+                self.action_rate(current)  # rating again clears it
+        elif current != value:
+            self.action_rate(value)
 
     @guarded
     def action_correct(self) -> None:
@@ -791,6 +811,83 @@ class AssistantApp(ChatsMixin, SlashMixin, App[None]):
         elif event.action == "copy":
             self.action_copy_reply()
 
+
+    # --- what the built-in /commands ask for (builtins.CommandHost) --------------------------------------------------
+
+    def attach_image_files(self, paths: list[Path]) -> None:
+        self.composer.attach_image_files(paths)
+
+    async def switch_profile(self, name: str) -> None:
+        if not name:
+            from ..profiles import available_profiles
+
+            current = self.assistant.profile.name if self.assistant is not None else "none"
+            self.notify(f"usage: /profile NAME (now {current}); known: {', '.join(available_profiles())}", markup=False)
+            return
+        if self.job is not None:
+            self.notify("stop the reply (Esc) before switching profile", severity="warning")
+            return
+        assistant = Assistant.from_profile(name, store=self.store, plugins=self.plugins)
+        if self.pending is not None:
+            await self._cancel_pending()
+        self.controller.use_assistant(assistant, self.current_chat_id)
+        self.startup_error = None
+        gc.collect()  # let the previous model go before the next one loads
+        await self.chat_log.add(Notice(f"switched to profile {assistant.profile.name}"))
+        if self.plugins is None:
+            self._setup_plugins()
+        self.start_loading()
+
+    def switch_adapter(self, argument: str) -> None:
+        if self.assistant is None:
+            self.notify("no profile is active; switch with /profile NAME", severity="error")
+            return
+        if not argument:
+            self.notify(f"usage: /adapter NAME|none (now {self.assistant.adapter or 'none'})", markup=False)
+            return
+        if self.job is not None:
+            self.notify("stop the reply (Esc) before switching adapter", severity="warning")
+            return
+        self._set_adapter(self.assistant, None if argument.lower() in ("none", "off", "base") else argument)
+
+    @work(thread=True, group="adapter", exclusive=True, exit_on_error=False)
+    def _set_adapter(self, assistant: Assistant, name: str | None) -> None:
+        try:
+            assistant.set_adapter(name)
+        except AssistantError as error:
+            self.post_message(AdapterChanged(assistant, name, str(error)))
+        except Exception as error:  # noqa: BLE001
+            log.exception("switching adapter failed")
+            self.post_message(AdapterChanged(assistant, name, f"switching adapter failed: {type(error).__name__}: {error}"))
+        else:
+            self.post_message(AdapterChanged(assistant, name))
+
+    def on_adapter_changed(self, event: AdapterChanged) -> None:
+        if not self.ui_alive:
+            return
+        if event.error:
+            self.notify(event.error, severity="error", markup=False)
+        else:
+            self.notify(f"adapter: {event.adapter or 'none (base model)'}", markup=False)
+        self.update_status()
+
+    def action_toggle_agent(self) -> None:
+        self.set_agent_mode(not self.agent_mode)
+
+    def set_agent_mode(self, on: bool) -> None:
+        self.agent_mode = on
+        if on:
+            self.notify(
+                "agent mode on: the model may call tools (screenshots, PDF pages, …); tools with side effects ask first",
+                markup=False,
+            )
+        else:
+            self.notify("agent mode off: plain replies")
+        self.update_status()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.config, self.commands.all(), self.config_file_display))
 
     def report_error(self, error: BaseException, what: str) -> None:
         """AssistantError: its line as a notification. Anything else is a bug: logged with its traceback."""

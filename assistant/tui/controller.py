@@ -94,6 +94,18 @@ class ChatController:
         self.chat = self.assistant.chat(title=title)
         return self.chat, True
 
+    def use_assistant(self, assistant: "Assistant", open_chat_id: int | None = None) -> None:
+        """Switch to another profile's assistant (its model loads next); the open chat continues with it."""
+        from ..api import Chat
+
+        self.assistant = assistant
+        self.load_state = "idle"
+        self.load_error = None
+        if self.chat is not None:
+            self.chat = Chat(assistant, self.chat.conversation)
+        elif open_chat_id is not None and self.store is not None:
+            self.chat = Chat(assistant, self.store.get_conversation(open_chat_id))
+
     # --- what a reply streams from ---------------------------------------------------------------------------------
 
     def asker(self, chat: "Chat", text: str, outgoing: "Outgoing", extra: dict[str, Any] | None = None) -> Callable[[], "ReplyStream"]:

@@ -37,3 +37,17 @@ def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
     return wrapper
 
+
+
+def guard_callback(report: Callable[[BaseException, str], None], callback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A dialog callback whose errors are reported (`report(error, what)`) rather than raised."""
+
+    async def guarded_callback(value: Any) -> None:
+        try:
+            result = callback(value)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:  # noqa: BLE001
+            report(error, getattr(callback, "__name__", "dialog"))
+
+    return guarded_callback

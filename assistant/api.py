@@ -198,12 +198,14 @@ class Assistant:
 
         Frames are taken at `fps` frames a second, at most `max_frames` (assistant.video.sample_indices); either
         left None is what the model's video processor is configured for (SmolVLM2: 1 a second, up to 64).
+        `max_frames` alone takes that many frames spread uniformly over the whole video.
         Loads the model first: a profile whose model takes no videos is one line, and nothing is stored.
         """
         import dataclasses as _dataclasses
 
         from .video import VideoSampling, probe_video, sample_video, video_part
 
+        VideoSampling(fps=fps, max_frames=max_frames or 1).check()  # impossible options before anything loads
         probe_video(path)  # a file that is no usable video is one line before the model loads
         backend = self.load()
         if not backend.capabilities.video:
@@ -223,6 +225,8 @@ class Assistant:
             changes["fps"] = float(fps)
         if max_frames is not None:
             changes["max_frames"] = int(max_frames)
+            if fps is None:
+                changes["fps"] = None  # uniform over the whole video
         sampling = _dataclasses.replace(sampling, **changes).check()
         sampled = sample_video(path, sampling)
         frames = [self.store.put_image(frame) for frame in sampled.frames]

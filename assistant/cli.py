@@ -162,7 +162,7 @@ def _ask_document(
 @click.option("--password", default=None, help="With --pdf: password of an encrypted document.")
 @click.option("--video", "video", default=None, metavar="FILE", help="Video file to ask about (SmolVLM2 and Qwen2-VL profiles).")
 @click.option("--fps", type=float, default=None, help="With --video: frames a second to take (default: the model's, e.g. 1).")
-@click.option("--max-frames", "max_frames", type=int, default=None, help="With --video: most frames to take (default: the model's, e.g. 64).")
+@click.option("--max-frames", "max_frames", type=int, default=None, help="With --video: most frames to take (default: the model's, e.g. 64); alone, that many spread evenly.")
 @click.option("--chat", "chat_ref", default=None, metavar="ID|last", help="Continue a saved chat: its id, or last.")
 @click.option("--continue", "-c", "continue_last", is_flag=True, help="Continue the most recent chat (--chat last).")
 @click.option("--adapter", default=None, help="LoRA adapter to use.")
@@ -244,6 +244,9 @@ def ask(
         shot = bot.plugins.call_first("capture_screenshot", request=ScreenshotRequest(monitor=monitor))
         if shot is None:
             raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
+        from .screenmap import remember_capture
+
+        remember_capture(shot)  # with --agent, desktop actions may act on this capture's pixels
         attachments.append(image_from_pil(shot.image, shot.source))
     if pdf:
         document = _ask_document(bot, Path(pdf), title or text, text, pages, password, attachments, max_tokens, system)
@@ -724,14 +727,33 @@ def plugins_list(clear: bool) -> None:
 @click.option("--pipeline/--no-pipeline", default=True, help="Also measure transformers.pipeline.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Decode with int8 weights (our side only).")
+@click.option("--decode", "decode_dtypes", default="", metavar="DTYPES",
+              help="Also measure load and decode per dtype, each in its own process (e.g. float32,bfloat16,int8).")
+@click.option("--hog", type=click.IntRange(0, 64), default=0,
+              help="With --decode: also decode beside this many busy-looping processes (idle figures from the same run).")
+@click.option("--llama-bench", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="llama.cpp's llama-bench binary: measure its decode in the same run (needs --llama-model).")
+@click.option("--llama-model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The GGUF (e.g. a q8_0 text model) for --llama-bench.")
+@click.option("--screenshot/--no-screenshot", default=True, help="Run the screenshot questions (off: only --decode).")
 def bench(
-    profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None, quantize: str | None
+    profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None,
+    quantize: str | None, decode_dtypes: str, hog: int, llama_bench: str | None, llama_model: str | None,
+    screenshot: bool,
 ) -> None:
     """Measure load, preprocessing, first-token latency (turn 1 and follow-up), decode speed and memory."""
     from .bench import benchmark, format_table
+    from .bench_decode import DTYPES
 
+    dtypes = tuple(part.strip() for part in decode_dtypes.split(",") if part.strip())
+    unknown = [dtype for dtype in dtypes if dtype not in DTYPES]
+    if unknown:
+        raise AssistantError(f"unknown --decode dtype {unknown[0]!r}; use a comma-separated list of {', '.join(DTYPES)}")
+    if bool(llama_bench) != bool(llama_model):
+        raise AssistantError("--llama-bench and --llama-model go together: the binary and the GGUF it should run")
     report = benchmark(
-        profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True), quantize=quantize
+        profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True), quantize=quantize,
+        decode_dtypes=dtypes, hog=hog, llama_bench=llama_bench, llama_model=llama_model, screenshot=screenshot,
     )
     click.echo(format_table(report))
     if json_out:

@@ -1,0 +1,161 @@
+"""Videos through the tiny models: the prompt each processor builds, defaults read from the processor, storage by
+content, replay of a saved chat without the original file, follow-ups, and the one-line refusals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant import Assistant
+from assistant.conversation import VideoPart
+from assistant.engine.inputs import build_inputs
+from assistant.engine.video_inputs import default_sampling
+from assistant.errors import AssistantError
+from tests.helpers import make_image
+from tests.video.videos import make_video
+
+VIDEO_PROFILES = ["tiny-smolvlm2", "tiny-qwen2vl"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """3 s at 10 fps: 1 frame a second gives frames 0, 10, 20 at 0 s, 1 s, 2 s."""
+    return make_video(tmp_path_factory.mktemp("videos") / "clip.mp4")
+
+
+def test_defaults_come_from_the_video_processor():
+    smol = default_sampling(Assistant.from_profile("tiny-smolvlm2").engine.loaded.processor)
+    assert (smol.fps, smol.max_frames, smol.multiple) == (1.0, 64, 1)  # SmolVLM2's video_sampling
+    qwen = default_sampling(Assistant.from_profile("tiny-qwen2vl").engine.loaded.processor)
+    assert (qwen.fps, qwen.min_frames, qwen.max_frames, qwen.multiple) == (2.0, 4, 768, 2)
+
+
+def test_smolvlm2_prompt_has_each_frame_with_its_time(clip):
+    bot = Assistant.from_profile("tiny-smolvlm2")
+    chat = bot.chat()
+    part = bot.load_video(clip)  # defaults: 1 frame a second
+    assert part.frame_indices == [0, 10, 20] and part.timestamps == [0.0, 1.0, 2.0]
+    chat.ask("What changes?", video=part, max_new_tokens=2)
+    loaded = bot.engine.loaded
+    inputs = build_inputs(loaded, chat.messages[:1], bot.store.open_image)
+    intro = "You are provided the following series of three frames from a 0:00:03 [H:MM:SS] video.\n"
+    assert inputs.prompt.startswith("<|im_start|>User: <video>What changes?")  # the template's video placeholder
+    text = loaded.tokenizer.decode(inputs.tensors["input_ids"][0])
+    assert intro in text
+    assert re.findall(r"Frame from (\d\d:\d\d):", text) == ["00:00", "00:01", "00:02"]
+    tensors = inputs.tensors
+    assert tuple(tensors["pixel_values"].shape[:2]) == (1, 3)  # three frames, no tiling
+    image_tokens = int((tensors["input_ids"] == loaded.model.config.image_token_id).sum())
+    assert image_tokens == 3 * loaded.processor.image_seq_len
+
+
+def test_qwen2vl_prompt_has_video_pads_and_a_grid(clip):
+    bot = Assistant.from_profile("tiny-qwen2vl")
+    chat = bot.chat()
+    chat.ask("What changes?", video=clip, max_new_tokens=2)  # defaults: 2 a second over 3 s = 6 frames
+    part = chat.messages[0].videos[0]
+    assert part.frame_indices == [0, 5, 10, 15, 20, 25]
+    loaded = bot.engine.loaded
+    inputs = build_inputs(loaded, chat.messages[:1], bot.store.open_image)
+    grid = inputs.tensors["video_grid_thw"].tolist()
+    assert len(grid) == 1 and grid[0][0] == 3  # 6 frames in pairs
+    pads = int((inputs.tensors["input_ids"] == loaded.model.config.video_token_id).sum())
+    assert pads == grid[0][0] * grid[0][1] * grid[0][2] // 4  # merge 2x2
+    assert "<|vision_start|><|video_pad|>" in loaded.tokenizer.decode(inputs.tensors["input_ids"][0])
+    assert "pixel_values" not in inputs.tensors  # no images: the video has its own inputs
+
+
+@pytest.mark.parametrize("profile", VIDEO_PROFILES)
+def test_saved_chat_replays_without_the_original_file(profile, tmp_path):
+    original = make_video(tmp_path / "gone.mp4", seconds=2, fps=8)
+    bot = Assistant.from_profile(profile)
+    chat = bot.chat()
+    first = chat.ask("Describe it.", video=original, max_frames=4, max_new_tokens=4)
+    part = chat.messages[0].videos[0]
+    assert part.source == "gone.mp4" and len(part.frames) == 4
+    assert all(bot.store.image_path(sha).is_file() for sha in part.frames)  # stored by content, like images
+    original.unlink()
+    again = Assistant.from_profile(profile, store=bot.store)
+    replay = again.chat(chat.id)
+    assert replay.messages[0].videos == [part]
+    reply = replay.regenerate(max_new_tokens=4)
+    assert (reply.text, reply.prompt_tokens) == (first.text, first.prompt_tokens)
+
+
+def test_deleting_the_chat_deletes_its_frames(clip):
+    bot = Assistant.from_profile("tiny-smolvlm2")
+    chat = bot.chat()
+    chat.ask("Hi", video=clip, max_new_tokens=1)
+    paths = [bot.store.image_path(sha) for sha in chat.messages[0].videos[0].frames]
+    assert all(path.is_file() for path in paths)
+    bot.store.delete_conversation(chat.id)
+    assert not any(path.exists() for path in paths)
+
+
+@pytest.mark.parametrize("profile", VIDEO_PROFILES)
+def test_follow_up_reuses_the_video_and_answers_as_a_full_recompute(profile, clip):
+    import torch
+
+    def conversation(reuse: bool):
+        bot = Assistant.from_profile(profile)
+        bot.engine.loaded.model.to(torch.float64)
+        bot.engine.cache.enabled = reuse
+        chat = bot.chat()
+        replies = [chat.ask("What happens?", video=clip, max_frames=4, max_new_tokens=5)]
+        replies.append(chat.ask("And then?", max_new_tokens=5))
+        return [r.text for r in replies], chat.messages[-1].meta.extra.get("reused_tokens", 0)
+
+    texts, reused = conversation(True)
+    plain, _ = conversation(False)
+    assert texts == plain
+    assert reused > 0
+
+
+def test_a_model_without_video_says_so_and_stores_nothing(clip):
+    bot = Assistant.from_profile("tiny-smolvlm")
+    chat = bot.chat()
+    with pytest.raises(AssistantError) as error:
+        chat.ask("What happens?", video=clip)
+    assert str(error.value) == (
+        "the model of profile tiny-smolvlm does not take videos; use a SmolVLM2 or Qwen2-VL profile"
+    )
+    assert bot.store.list_conversations() == [] or all(not bot.chat(c.id).messages for c in bot.store.list_conversations())
+    assert not any(bot.store.images_dir.rglob("*.jpg"))
+
+
+def test_a_remote_backend_refuses_videos_in_one_line(clip):
+    from assistant.hooktypes import BackendCapabilities
+
+    class Remote:
+        name = "openai"
+        capabilities = BackendCapabilities(video=False, remote="127.0.0.1:8000")
+
+    bot = Assistant.from_profile("tiny-smolvlm2")
+    bot._backend = Remote()
+    with pytest.raises(AssistantError, match=r"^the openai backend of profile tiny-smolvlm2 does not take videos \(its "
+                       r"frames are not sent as images\); use a local SmolVLM2 or Qwen2-VL profile$"):
+        bot.load_video(clip)
+
+
+def test_smolvlm2_takes_images_and_videos_in_separate_chats(clip, tmp_path):
+    bot = Assistant.from_profile("tiny-smolvlm2")
+    chat = bot.chat()
+    with pytest.raises(AssistantError, match="takes images and videos in separate chats"):
+        chat.ask("Compare", images=[make_image(tmp_path / "a.png")], video=clip, max_new_tokens=2)
+
+
+def test_fps_without_a_video_is_refused():
+    chat = Assistant.from_profile("tiny-smolvlm2").chat()
+    with pytest.raises(AssistantError, match="give the video with --video FILE"):
+        chat.ask("Hi", fps=2)
+
+
+def test_qwen2vl_takes_an_image_and_a_video_together(clip, tmp_path):
+    bot = Assistant.from_profile("tiny-qwen2vl")
+    chat = bot.chat()
+    reply = chat.ask("Compare", images=[make_image(tmp_path / "a.png")], video=clip, max_frames=4, max_new_tokens=2)
+    assert reply.status == "ok"
+    inputs = build_inputs(bot.engine.loaded, chat.messages[:1], bot.store.open_image)
+    assert {"pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"} <= set(inputs.tensors)
+    assert isinstance(chat.messages[0].parts[1], VideoPart)

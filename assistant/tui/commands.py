@@ -131,4 +131,15 @@ def complete_prompt(
         values = RATE_CHOICES if info.complete == "rate" else TOGGLE_CHOICES
     else:
         values = choices(info.complete) if choices else []
-    return [Completion(replacement=f"/{head} {value}", label=value) for value in complete_choice(argument, values)]
+    detail = adapter_detail if info.complete == "adapter" else (lambda value: "")
+    return [Completion(replacement=f"/{head} {value}", label=value, detail=detail(value))
+            for value in complete_choice(argument, values)]
+
+
+def adapter_detail(name: str) -> str:
+    """What the adapter menu shows next to a name: its last `assistant eval` (score, base, difference, p-value)."""
+    if name == "none":
+        return "the base model"
+    from ..evaluation.saved import last_eval_line
+
+    return last_eval_line(name) or f"not evaluated yet: assistant eval FILE --format F --adapter {name} --compare base"

@@ -290,6 +290,10 @@ def adapters_show(name: str) -> None:
         click.echo(f"settings  {shown}")
     if info.metrics:
         click.echo("metrics   " + ", ".join(f"{key}={_fmt(value)}" for key, value in info.metrics.items()))
+    from assistant.evaluation.saved import eval_line, read_adapter_evals
+
+    for number, entry in enumerate(read_adapter_evals(name)):  # `assistant eval --adapter NAME`, newest first
+        click.echo(("eval      " if number == 0 else "          ") + eval_line(entry))
 
 
 def _show_validation(path: Path, data: dict[str, Any], metrics: dict[str, Any]) -> None:

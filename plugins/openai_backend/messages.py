@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from assistant.conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from assistant.errors import AssistantError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -77,6 +78,11 @@ def to_openai(
         if message.role == "system":
             prompt.messages.append({"role": "system", "content": message.text})
         elif message.role == "user":
+            if message.videos:  # e.g. a chat started on a local SmolVLM2 profile, continued on a server
+                raise AssistantError(
+                    f"this chat has a video ({message.videos[0].source}) and the openai backend does not send videos "
+                    "(their frames are not sent as images); continue it with a local SmolVLM2 or Qwen2-VL profile"
+                )
             content: list[dict[str, Any]] = [image_content(part) for part in message.images]
             if message.text:
                 content.append({"type": "text", "text": message.text})

@@ -159,3 +159,18 @@ def test_qwen2vl_takes_an_image_and_a_video_together(clip, tmp_path):
     inputs = build_inputs(bot.engine.loaded, chat.messages[:1], bot.store.open_image)
     assert {"pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"} <= set(inputs.tensors)
     assert isinstance(chat.messages[0].parts[1], VideoPart)
+
+
+def test_the_openai_backend_refuses_a_chat_with_a_video():
+    from assistant.conversation import Message, TextPart
+    from assistant.profiles import load_profile
+    from plugins.openai_backend.messages import to_openai
+
+    video = VideoPart("clip.mp4", ["0" * 64], [0.0], [0], 64, 48, 10.0, 3.0, 30)
+    messages = [Message(role="user", parts=[video, TextPart("What happens?")])]
+    with pytest.raises(AssistantError) as error:
+        to_openai(messages, lambda part: None, load_profile("tiny-smolvlm2").image)
+    assert str(error.value) == (
+        "this chat has a video (clip.mp4) and the openai backend does not send videos (their frames are not sent "
+        "as images); continue it with a local SmolVLM2 or Qwen2-VL profile"
+    )

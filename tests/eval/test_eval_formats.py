@@ -199,3 +199,18 @@ def test_jsonl_metric_choice_and_bad_lines(tmp_path: Path) -> None:
 def test_unknown_format() -> None:
     with pytest.raises(AssistantError, match="unknown --format 'coco'; use one of mmbench, mmmu"):
         get_format("coco")
+
+
+def test_eval_modules_stay_light() -> None:
+    """Reading and scoring never import torch, transformers, textual or pyarrow (only a parquet file needs it)."""
+    import subprocess
+
+    modules = ["metrics", "items", "mmbench", "mmmu", "docvqa", "screenspot", "jsonl", "report", "saved", "cli"]
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module('assistant.evaluation.' + name)\n"
+        "print(json.dumps([m for m in ('torch', 'transformers', 'textual', 'pyarrow') if m in sys.modules]))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "[]"

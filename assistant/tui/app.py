@@ -7,7 +7,7 @@ the model is ready). Worker threads reach the UI only through the messages in me
 This module holds start-up, model loading, sending and the reply actions; the conversation's rules are the
 ChatController's (controller.py, no Textual), the attachments the Composer's (widgets/composer.py), the /commands
 the SlashCommands registry's (slash.py, built-ins in builtins.py), the plugins' window the AppSlashContext
-(context.py). Still a mixin of this class: chats.py (saved chats, sidebar).
+(context.py), the chat list and its actions the Sidebar's (widgets/sidebar.py).
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from ..api import Assistant, Chat
 from ..errors import AssistantError
 from ..paths import user_paths
 from .attachments import Attachment, Attachments, Outgoing
-from .chats import ChatsMixin
-from .config import GLOBAL, TuiConfig, key_label, load_tui_config
+from .config import GLOBAL, TuiConfig, load_tui_config
 from .context import AppSlashContext
 from .controller import ChatController, Refusal
 from .format import context_used, status_line
-from .guard import guard_callback, guarded
+from .guard import guard_callback, guarded, report
 from .keys import bindings
 from .messages import (
     AdapterChanged,
@@ -58,7 +57,7 @@ from .slash import SlashCommands
 from .terminal import take_typeahead
 from .widgets.chatlog import AssistantMessage, ChatLog, Notice, UserMessage
 from .widgets.composer import Composer
-from .widgets.history import show_grounding
+from .widgets.history import show_conversation, show_grounding
 from .widgets.prompt import ChipBar, PromptArea
 from .widgets.sidebar import Sidebar
 from .widgets.statusbar import StatusBar
@@ -121,7 +120,7 @@ def _home_relative(path: Path) -> str:
         return str(path)
 
 
-class AssistantApp(ChatsMixin, App[None]):
+class AssistantApp(App[None]):
     """Chat with a local vision-language model about images, screenshots and documents."""
 
     CSS_PATH = "app.tcss"
@@ -173,7 +172,6 @@ class AssistantApp(ChatsMixin, App[None]):
         self.autoload = autoload
         self.store = store
         self.plugins = plugins
-        self.current_chat_id: int | None = None
         self.startup_error: str | None = None
         self.agent_mode = False
         """When on, a question runs the agent: the model may call tools (asking first for risky ones)."""
@@ -224,9 +222,18 @@ class AssistantApp(ChatsMixin, App[None]):
         return self.slash.context  # type: ignore[return-value]
 
     @property
-    def chats(self) -> Any:
-        """Rename, delete, export a saved chat."""
-        return self
+    def chats(self) -> Sidebar:
+        """Rename, delete, export a saved chat (the sidebar does them)."""
+        return self.sidebar
+
+    @property
+    def current_chat_id(self) -> int | None:
+        """The open chat's id (None: a new chat, saved with its first message); the sidebar marks it."""
+        return self.sidebar.current_chat_id
+
+    @current_chat_id.setter
+    def current_chat_id(self, chat_id: int | None) -> None:
+        self.sidebar.current_chat_id = chat_id
 
     @property
     def ui_alive(self) -> bool:
@@ -249,11 +256,6 @@ class AssistantApp(ChatsMixin, App[None]):
         self.prompt.completer = self.slash.complete
         self.prompt.use_keys(self.config)
         self.sidebar.use_keys(self.config)
-        first_key = lambda binding_id: key_label(self.config.keys_for(binding_id).split(",")[0])  # noqa: E731
-        self.sidebar.set_hint(
-            f"Enter open · {first_key('rename_chat')} rename · {first_key('delete_chat')} delete · "
-            f"{first_key('export_chat')} export"
-        )
         await self.chat_log.reset()
         await self._open_core()
         self.prompt.focus()
@@ -269,6 +271,7 @@ class AssistantApp(ChatsMixin, App[None]):
                 from ..store import Store
 
                 self.store = Store.open_default()
+            self.sidebar.store = self.store
             self.assistant = Assistant.from_profile(
                 self.profile_name,
                 model=self.model_override,
@@ -889,21 +892,75 @@ class AssistantApp(ChatsMixin, App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.config, self.commands.all(), self.config_file_display))
 
+    # --- which chat is open ------------------------------------------------------------------------------------------
+
+    async def _leave_chat(self) -> None:
+        """Before showing another chat: stop a running reply (it finishes saving in the background)."""
+        if self.job is not None:
+            self.job.stop()
+        if self.agent_run is not None:
+            self.agent_run.stop()
+            self.agent_view = None  # it finishes saving in the background; nothing more is drawn here
+        if self.pending is not None:
+            await self._cancel_pending()
+
+    @guarded
+    async def action_new_chat(self) -> None:
+        await self.new_chat()
+
+    async def new_chat(self, title: str = "") -> None:
+        await self._leave_chat()
+        self.chat = None
+        self.current_chat_id = None
+        self._new_chat_title = title
+        await self.chat_log.reset()
+        self.update_status()
+        self.refresh_sidebar()
+        self.prompt.focus()
+
+    async def open_chat(self, chat_id: int) -> None:
+        """Show a saved chat and continue it."""
+        assert self.store is not None
+        conversation = self.store.get_conversation(chat_id)
+        await self._leave_chat()
+        self.chat = Chat(self.assistant, conversation) if self.assistant is not None else None
+        self.current_chat_id = chat_id
+        await show_conversation(self.chat_log, conversation, self.store, self.config.timings, self.image_renderer)
+        self.prompt.prompt_history = [m.text for m in conversation.messages if m.role == "user" and m.text.strip()][-100:]
+        self.update_status()
+        self.refresh_sidebar()
+
+    def refresh_sidebar(self) -> None:
+        self.sidebar.refresh_chats()
+
+    def action_toggle_sidebar(self) -> None:
+        if not self.sidebar.toggle():
+            self.prompt.focus()
+
+    @guarded
+    async def on_sidebar_chat_selected(self, event: Sidebar.ChatSelected) -> None:
+        if event.chat_id != self.current_chat_id:
+            await self.open_chat(event.chat_id)
+        self.prompt.focus()
+
+    def on_sidebar_chat_renamed(self, event: Sidebar.ChatRenamed) -> None:
+        if self.chat is not None and self.chat.id == event.chat_id:
+            self.chat.conversation.title = event.title
+
+    @guarded
+    async def on_sidebar_open_chat_delete_requested(self, event: Sidebar.OpenChatDeleteRequested) -> None:
+        if self.job is not None:
+            self.notify("stop the reply (Esc) before deleting this chat", severity="warning")
+            return
+        await self.new_chat()
+        self.sidebar.remove_chat(event.chat_id)
+
     def report_error(self, error: BaseException, what: str) -> None:
         """AssistantError: its line as a notification. Anything else is a bug: logged with its traceback."""
         if not self.ui_alive:  # shutting down: a worker's late report found its widgets gone
             log.debug("ignored while closing: %s: %s", what, error)
             return
-        if isinstance(error, AssistantError):
-            self.notify(str(error), severity="error", markup=False, timeout=10)
-            return
-        log.error("%s failed", what, exc_info=error)
-        self.notify(
-            f"{what} failed: {type(error).__name__}: {error} (details in {user_paths().log_file})",
-            severity="error",
-            markup=False,
-            timeout=10,
-        )
+        report(self.notify, error, what)
 
 
 def _setup_logging() -> None:

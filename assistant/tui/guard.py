@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Any, Callable
 
 from textual.actions import SkipAction
+
+from ..errors import AssistantError
+from ..paths import user_paths
+
+log = logging.getLogger(__name__)
+
+
+def report(notify: Callable[..., Any], error: BaseException, what: str) -> None:
+    """AssistantError: its line as a notification. Anything else is a bug: logged with its traceback, and shown."""
+    if isinstance(error, AssistantError):
+        notify(str(error), severity="error", markup=False, timeout=10)
+        return
+    log.error("%s failed", what, exc_info=error)
+    notify(
+        f"{what} failed: {type(error).__name__}: {error} (details in {user_paths().log_file})",
+        severity="error",
+        markup=False,
+        timeout=10,
+    )
 
 
 def guarded(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,8 +1,16 @@
-"""The sidebar: saved chats newest first, a search box over titles and messages, and chat actions."""
+"""The sidebar: saved chats newest first, a search box over titles and messages, and the chat actions.
+
+It owns the chat list's behaviour: filling it from the store, search, and rename, delete (asking first) and export,
+each with its dialog. It knows the app only through messages: `ChatSelected` (open it), `ChatRenamed` (the open
+chat's title changed), `OpenChatDeleteRequested` (the app leaves the open chat, then calls `remove_chat`).
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.text import Text
 from textual import events
@@ -12,10 +20,24 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ...errors import AssistantError
 from ...store import ChatSummary, SearchHit
 from .. import format as tui_format
-from ..config import CHAT_LIST, KEY_SPECS, TuiConfig
+from ..config import CHAT_LIST, KEY_SPECS, TuiConfig, key_label
+from ..guard import guard_callback, report
 from ..keys import bindings
+from ..screens.dialogs import ConfirmDialog, TextPrompt
+
+if TYPE_CHECKING:
+    from ...store import Store
+
+log = logging.getLogger(__name__)
+
+
+def slug(title: str) -> str:
+    """A file-name-safe form of a chat title (the default export file's name)."""
+    text = re.sub(r"[^\w-]+", "-", title.lower()).strip("-")
+    return text[:40].rstrip("-") or "chat"
 
 
 def chat_option(chat_id: int, title: str, detail: str, current: bool) -> Option:
@@ -71,9 +93,29 @@ class ChatList(OptionList):
 
 
 class Sidebar(Vertical):
-    """Shown and hidden with Ctrl+B; the app fills it from the store."""
+    """Shown and hidden with Ctrl+B; lists the store's chats, the open one (`current_chat_id`) marked."""
+
+    store: "Store | None" = None
+    """Set by the app once the store is open."""
+    current_chat_id: int | None = None
+    """The chat open in the app (None: a new one); the app sets it, `refresh_chats` marks it."""
 
     class ChatSelected(Message):
+        def __init__(self, chat_id: int) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+
+    class ChatRenamed(Message):
+        """A chat got a new title (saved already)."""
+
+        def __init__(self, chat_id: int, title: str) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+            self.title = title
+
+    class OpenChatDeleteRequested(Message):
+        """The user confirmed deleting the open chat: the app leaves it, then calls `remove_chat`."""
+
         def __init__(self, chat_id: int) -> None:
             super().__init__()
             self.chat_id = chat_id
@@ -85,11 +127,6 @@ class Sidebar(Vertical):
             super().__init__()
             self.action = action
             self.chat_id = chat_id
-
-    class SearchChanged(Message):
-        def __init__(self, query: str) -> None:
-            super().__init__()
-            self.query = query
 
     def compose(self) -> ComposeResult:
         yield Static("Chats", classes="sidebar-title")
@@ -126,6 +163,13 @@ class Sidebar(Vertical):
             key for spec in KEY_SPECS if spec.scope == CHAT_LIST for key in config.keys_for(spec.id).split(",")
         )
 
+        def first(binding_id: str) -> str:
+            return key_label(config.keys_for(binding_id).split(",")[0])
+
+        self.set_hint(
+            f"Enter open · {first('rename_chat')} rename · {first('delete_chat')} delete · {first('export_chat')} export"
+        )
+
     def set_hint(self, text: str) -> None:
         self.query_one("#sidebar-hint", Static).update(text)
 
@@ -147,7 +191,7 @@ class Sidebar(Vertical):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.SearchChanged(event.value))
+        self.refresh_chats()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -171,3 +215,116 @@ class Sidebar(Vertical):
         event.stop()
         if event.option.id:
             self.post_message(self.ChatSelected(int(event.option.id.removeprefix("chat-"))))
+
+    # --- what it shows ---------------------------------------------------------------------------------------------
+
+    def refresh_chats(self) -> None:
+        """Fill the list again from the store (the search's hits while it has text); nothing while hidden."""
+        if not self.display or self.store is None:
+            return
+        query = self.query_text.strip()
+        try:
+            if query:
+                self.show_hits(self.store.search(query), self.current_chat_id)
+            else:
+                self.show_chats(self.store.list_conversations(limit=500), self.current_chat_id)
+        except AssistantError as error:
+            self.notify(str(error), severity="error", markup=False)
+
+    def toggle(self) -> bool:
+        """Show (focus in the search box) or hide the list; True when it is shown now."""
+        self.display = not self.display
+        if self.display:
+            self.refresh_chats()
+            self.focus_search()
+        return bool(self.display)
+
+    # --- the chat actions --------------------------------------------------------------------------------------------
+
+    def on_sidebar_chat_action(self, event: "Sidebar.ChatAction") -> None:
+        event.stop()
+        action = {"rename": self.rename_chat, "delete": self.delete_chat, "export": self.export_chat}[event.action]
+        try:
+            action(event.chat_id)
+        except Exception as error:  # noqa: BLE001 - e.g. the chat was deleted meanwhile: a notice, not a crash
+            self._report(error, event.action)
+
+    def rename_chat(self, chat_id: int, title: str | None = None) -> None:
+        """Rename to `title`, or ask for the new title (the old one filled in)."""
+        if title:
+            self._rename(chat_id, title)
+            return
+        self.app.push_screen(
+            TextPrompt("Rename the chat", self._title_of(chat_id)),
+            self._guarded(lambda value: self._rename(chat_id, value) if value else None),
+        )
+
+    def delete_chat(self, chat_id: int) -> None:
+        """Ask first (only Ctrl+Y or the button confirms), then delete."""
+        title = self._title_of(chat_id)
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete the chat “{title}”?",
+                "Its messages, ratings and corrections are removed from the store. This cannot be undone.",
+                yes="Delete",
+                yes_key="ctrl+y",
+            ),
+            self._guarded(lambda yes: self._confirmed_delete(chat_id) if yes else None),
+        )
+
+    def remove_chat(self, chat_id: int) -> None:
+        """Delete the chat from the store now (the app has left it if it was open)."""
+        assert self.store is not None
+        self.store.delete_conversation(chat_id)
+        self.refresh_chats()
+        self.notify("chat deleted")
+
+    def default_export_path(self, chat_id: int) -> Path:
+        return Path.cwd() / f"{slug(self._title_of(chat_id))}-{chat_id}.md"
+
+    def export_chat(self, chat_id: int, path: str | None = None) -> None:
+        """Write the chat as Markdown to `path` (a folder: the default file name in it), or ask where."""
+        if path:
+            self._export(chat_id, path)
+            return
+        self.app.push_screen(
+            TextPrompt("Export the chat to a Markdown file", str(self.default_export_path(chat_id))),
+            self._guarded(lambda value: self._export(chat_id, value) if value else None),
+        )
+
+    def _title_of(self, chat_id: int) -> str:
+        assert self.store is not None
+        return self.store.get_conversation(chat_id).title or "Untitled chat"
+
+    def _rename(self, chat_id: int, title: str) -> None:
+        assert self.store is not None
+        self.store.rename_conversation(chat_id, title)
+        title = " ".join(title.split())
+        self.post_message(self.ChatRenamed(chat_id, title))
+        self.refresh_chats()
+        self.notify(f"renamed to {title}", markup=False)
+
+    def _confirmed_delete(self, chat_id: int) -> None:
+        if chat_id == self.current_chat_id:
+            self.post_message(self.OpenChatDeleteRequested(chat_id))
+        else:
+            self.remove_chat(chat_id)
+
+    def _export(self, chat_id: int, path_text: str) -> Path:
+        assert self.store is not None
+        path = Path(path_text.strip()).expanduser()
+        if path.is_dir():
+            path = path / self.default_export_path(chat_id).name
+        text = self.store.export_markdown(chat_id)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise AssistantError(f"cannot write {path}: {error.strerror or error}; choose another file") from None
+        self.notify(f"exported to {path}", markup=False)
+        return path
+
+    def _report(self, error: BaseException, what: str) -> None:
+        report(self.notify, error, what)
+
+    def _guarded(self, callback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return guard_callback(self._report, callback)

@@ -54,6 +54,19 @@ def test_mmmu_parquet_with_two_images_runs(tmp_path: Path, capsys: pytest.Captur
     assert out.splitlines()[2].startswith("accuracy") and "  Art_Theory (1)" in out
 
 
+def test_screenspot_asks_in_the_profiles_grounding_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalfiles import write_screenspot
+
+    path = write_screenspot(tmp_path / "screenspot_web.json", [[0, 0, 200, 100]])  # the whole screenshot
+    status, out, err = run(capsys, str(path), "--format", "screenspot", *TINY, "--json", str(tmp_path / "s.json"))
+    assert status == 0, err
+    [row] = json.loads((tmp_path / "s.json").read_text())["item_results"]
+    assert row["expected"] == [0.0, 0.0, 200.0, 100.0]
+    # any point the reply gives is inside the target; a reply with no point is wrong
+    assert row["base"]["score"] == (1.0 if row["base"]["parsed"] is not None else 0.0)
+    assert "  web/icon (1)" in out
+
+
 def test_compare_base_with_a_real_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The expected answers are the base model's own replies, so base scores 100 % exact match and the adapter
     loses exactly the items where its reply differs: the table, the McNemar p-value and the saved eval follow."""

@@ -214,3 +214,44 @@ def test_eval_modules_stay_light() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip().splitlines()[-1] == "[]"
+
+
+def test_continuous_scores_compare_with_the_paired_bootstrap() -> None:
+    from assistant.evaluation.base import Unit
+    from assistant.evaluation.metrics import paired_bootstrap
+    from assistant.evaluation.report import compare
+
+    base = [Unit("1", "", 0.5), Unit("2", "", 0.0), Unit("3", "", None), Unit("4", "", 1.0)]
+    tuned = [Unit("1", "", 0.9), Unit("2", "", 0.75), Unit("3", "", 1.0), Unit("4", "", 1.0)]
+    result = compare(base, tuned, binary=False)
+    assert result.pairs == 3  # the unit that is an error on one side is not a pair
+    assert result.difference == pytest.approx((0.4 + 0.75 + 0.0) / 3)
+    assert result.test.startswith("paired bootstrap")
+    assert result.p_value == paired_bootstrap([0.5, 0.0, 1.0], [0.9, 0.75, 1.0])
+
+
+def test_saved_evals_newest_first_and_stale_after_training_again(tmp_path: Path) -> None:
+    import os
+
+    from assistant.adapters import PEFT_WEIGHTS_FILE, adapter_dir
+    from assistant.evaluation.saved import eval_line, last_eval_line, read_adapter_evals, save_adapter_eval
+
+    folder = adapter_dir("mine")
+    folder.mkdir(parents=True)
+    (folder / PEFT_WEIGHTS_FILE).write_bytes(b"weights")
+    assert last_eval_line("mine") == "" and read_adapter_evals("mine") == []
+    first = {"format": "docvqa", "file": "val.json", "metric": "ANLS", "adapter": "mine", "units": 10,
+             "created_at": 0.0, "sides": {"base": {"score": 0.5}, "mine": {"score": 0.625}},
+             "comparison": {"difference": 0.125, "p_value": 0.02}}
+    save_adapter_eval("mine", first)
+    save_adapter_eval("mine", {**first, "format": "jsonl", "file": "mine.jsonl", "metric": "exact match"})
+    save_adapter_eval("mine", {**first, "sides": {"base": {"score": 0.5}, "mine": {"score": 0.75}}})  # same dataset again
+    entries = read_adapter_evals("mine")
+    assert [(entry["format"], entry["sides"]["mine"]["score"]) for entry in entries] == [("docvqa", 0.75), ("jsonl", 0.625)]
+    assert eval_line(entries[0]).startswith("docvqa val.json: 0.750 ANLS (base 0.500, +0.125, p = 0.02), 10 items")
+    assert not entries[0]["stale"]
+    (folder / PEFT_WEIGHTS_FILE).write_bytes(b"trained again")
+    os.utime(folder / PEFT_WEIGHTS_FILE, ns=(1, 1))
+    assert read_adapter_evals("mine")[0]["stale"] and last_eval_line("mine").endswith("before the last training")
+    (folder / "eval.json").write_text("{broken")
+    assert read_adapter_evals("mine") == []  # a damaged record reads as none

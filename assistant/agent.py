@@ -150,6 +150,9 @@ class ToolContext:
     """Set when the user stops the run."""
     cancel: threading.Event = field(default_factory=threading.Event)
     """Set when this call is abandoned (timed out or stopped): a long-running tool should return soon."""
+    allowed_window: str = ""
+    """The window title an "always" rule allowed this call in ("" otherwise): a tool with `allow_scope` checks,
+    right before it acts, that the window under the target is still that one."""
 
     @property
     def cancelled(self) -> bool:
@@ -581,7 +584,7 @@ class Agent:
         if self._stop.is_set():
             yield self._store_result(step, shown, error_result(f"{tool.name} was not run: the user stopped"), 0.0, decision)
             return
-        context = ToolContext(self.chat, self._stop)
+        context = ToolContext(self.chat, self._stop, allowed_window=scope or "" if decision.rule else "")
         result, seconds = run_tool(tool, call.arguments, context)
         yield self._store_result(step, shown, result, seconds, decision)
 

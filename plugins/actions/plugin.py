@@ -234,6 +234,16 @@ def act(
                 )
     if not safety.pace(settings.delay_s, (lambda: context.cancelled) if context is not None else None):
         raise refuse(f"{tool} was not run: the user stopped")
+    if driver is not None and context is not None and context.allowed_window:
+        from .windows import window_at
+
+        now = {window_at(*point) for point in desktop}
+        if now != {context.allowed_window}:
+            raise refuse(
+                f"refused: {tool} was allowed in the window {context.allowed_window!r} by your always rule, but the "
+                f"window under the target is now {', '.join(repr(title) for title in sorted(now))}; take a new "
+                "screenshot and try again"
+            )
     if settings.dry_run:
         preview = _preview(frame, points, tool)
         safety.record(tool, arguments, "dry run", desktop=desktop, preview=preview)

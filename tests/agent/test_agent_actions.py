@@ -676,3 +676,17 @@ def test_ctrl_c_in_the_cli_stops_the_action_loop_before_the_next_action(app, ass
     assert "[step 3] click: always allowed (click in \"Actions test\")" in err
     assert app.seen[-1] == {"event": "button", "name": "OK"}
     assert app.drain() == []  # the second click never reached the app
+
+
+def test_a_rule_allowed_click_is_refused_when_another_window_is_under_the_target_by_then(app):
+    """Between the approval and the click (pacing), another window may open over the target: the click that a
+    rule allowed in "Actions test" is not sent into it."""
+    bot, chat, shot = chat_with_capture()
+    x, y = app.centre("ok")
+    result, _ = run_tool(CLICK, {"x": x, "y": y}, ToolContext(chat, allowed_window="Calculator"))
+    assert result.is_error and "allowed in the window 'Calculator' by your always rule" in result.text
+    assert "now 'Actions test'" in result.text
+    assert app.drain() == []
+    result, _ = run_tool(CLICK, {"x": x, "y": y}, ToolContext(chat, allowed_window="Actions test"))
+    assert not result.is_error, result.text
+    assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"

@@ -197,15 +197,14 @@ def _to_multiple(indices: list[int], multiple: int) -> list[int]:
 
 
 def _frame_image(frame: Any, max_edge: int) -> "Image":
-    image = frame.to_image()  # RGB PIL image
-    longest = max(image.size)
-    if longest > max_edge:
-        from PIL import Image as PILImage
-
-        scale = max_edge / longest
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, PILImage.Resampling.BICUBIC)
-    return image
+    """The frame as an RGB PIL image, scaled by FFmpeg (swscale, bicubic) to `max_edge` when larger."""
+    width, height = int(frame.width), int(frame.height)
+    longest = max(width, height)
+    if longest <= max_edge:
+        return frame.to_image()
+    scale = max_edge / longest
+    size = {"width": max(1, round(width * scale)), "height": max(1, round(height * scale))}
+    return frame.to_image(interpolation="BICUBIC", **size)
 
 
 def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int], label: str, max_edge: int) -> list[tuple[float, "Image"]]:
@@ -219,12 +218,17 @@ def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int],
     frames = None
     last_time = -math.inf
     last_frame = None
+    seeking = True
+    """Off once a seek lands no later than where decoding already was (key frames further apart than the
+    sampled frames): from then on decoding straight through is cheaper."""
     try:
         for target in targets:
-            if frames is None or target - last_time > SEEK_AHEAD_S:
+            seeked_from = None
+            if frames is None or (seeking and target - last_time > SEEK_AHEAD_S):
                 if frames is not None or target > SEEK_AHEAD_S:
                     offset = int((start + target) / stream.time_base)
                     container.seek(offset, stream=stream, backward=True, any_frame=False)
+                    seeked_from = last_time
                 frames = container.decode(stream)
                 last_frame = None
             chosen = None
@@ -232,6 +236,9 @@ def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int],
                 if frame.time is None:
                     continue
                 last_time = float(frame.time) - start
+                if seeked_from is not None:
+                    seeking = last_time > seeked_from + half
+                    seeked_from = None
                 last_frame = frame
                 if last_time >= target - half:
                     chosen = frame

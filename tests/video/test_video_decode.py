@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import av
 import pytest
 
 from assistant import video as video_module
@@ -70,9 +71,19 @@ def test_qwen_style_minimum_and_pairs():
     assert sample_indices(info, VideoSampling(max_frames=500)) == list(range(30))
 
 
-def test_far_apart_frames_are_reached_by_seeking(tmp_path):
-    """A 40 s clip at 1 frame every 8 s: the decoder seeks between them and still lands on the right frames."""
-    long = make_video(tmp_path / "long.mp4", seconds=40, fps=2, size=(32, 32), colours=lambda i: colour(i // 2))
+ONE_KEY_FRAME = ("libx264", {"g": "1000", "sc_threshold": "0"})
+
+
+@pytest.mark.parametrize(("codec", "options"), [("mpeg4", {}), ONE_KEY_FRAME], ids=["key-frames", "one-key-frame"])
+def test_far_apart_frames_are_reached_by_seeking(tmp_path, codec, options):
+    """A 40 s clip at 1 frame every 8 s: the decoder seeks between them (or, when a seek cannot skip anything,
+    decodes straight through) and lands on the right frames either way."""
+    long = make_video(tmp_path / "long.mp4", seconds=40, fps=2, size=(32, 32), colours=lambda i: colour(i // 2),
+                      codec=codec, options=options)
+    container = av.open(str(long))
+    key_frames = sum(packet.is_keyframe for packet in container.demux(video=0))
+    container.close()
+    assert (key_frames == 1) == (codec == "libx264")  # both paths are really taken
     sampled = sample_video(long, VideoSampling(fps=0.125, max_frames=64))
     assert sampled.indices == [0, 16, 32, 48, 64]
     assert sampled.timestamps == pytest.approx([0, 8, 16, 24, 32])

@@ -22,12 +22,12 @@ def frame_number(rgb: tuple[int, int, int]) -> int:
 
 def make_video(
     path: Path, seconds: float = 3, fps: int = 10, size: tuple[int, int] = (64, 48), codec: str = "mpeg4",
-    colours=colour,
+    colours=colour, options: dict[str, str] | None = None,
 ) -> Path:
     """A real video file: `seconds * fps` solid frames coloured by `colours(frame number)`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = container.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         for index in range(round(seconds * fps)):

@@ -33,6 +33,47 @@ class PreferenceFormat:
     ground = False
 
 
+def read_pairs(path: Path) -> tuple[Any, list[dict[str, str]]]:
+    """The pairs of a TRL preference JSONL (the fine-tuning plugin's parser, line by line) and the lines that could
+    not be used ({"line", "error"}): a bad line is counted and left out, the others are evaluated."""
+    from assistant.conversation import Conversation
+    from assistant_plugins.finetune.dataset import DataSelection, ImageLibrary
+    from assistant_plugins.finetune.formats import library_sink, parse_record, to_messages
+    from assistant_plugins.finetune.pairs import PairSet, conversation_pairs
+
+    from .items import read_text
+
+    library = ImageLibrary()
+    sink = library_sink(library, path.parent)
+    pairs: list[Any] = []
+    bad: list[dict[str, str]] = []
+    lines = read_text(path).splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            bad.append({"line": where, "error": f"{where} is not JSON ({error})"})
+            continue
+        try:
+            found = conversation_pairs(Conversation(messages=to_messages(parse_record(record, "trl-preference", where), sink)))
+        except AssistantError as error:
+            message = str(error)
+            bad.append({"line": where, "error": message if where in message else f"{where}: {message}"})
+            continue
+        if not found:
+            bad.append({"line": where, "error": f"{where}: chosen and rejected are the same reply"})
+        for pair in found:
+            pair.source = pair.examples[0].source = pair.examples[1].source = where
+            pairs.append(pair)
+    if not pairs:
+        first = bad[0]["error"] if bad else "no lines"
+        raise AssistantError(f"no usable preference pair in {path} ({first}); each line needs prompt, chosen and rejected")
+    return PairSet(pairs, library, len(lines), DataSelection(data_file=str(path), data_format="trl-preference")), bad
+
+
 def run_preference_eval(file: Path, info: Any, profile_name: str | None, limit: int | None,
                         json_out: Path | None) -> dict[str, Any]:
     if info is None:
@@ -44,22 +85,18 @@ def run_preference_eval(file: Path, info: Any, profile_name: str | None, limit: 
     try:
         from assistant_plugins.finetune.collate import Encoder
         from assistant_plugins.finetune.modeling import load_for_training
-        from assistant_plugins.finetune.pairs import pairs_from_file
         from assistant_plugins.finetune.preference import DEFAULT_BETA, adapter_disabled, pair_logprobs, preference_metrics
     except ImportError:
         raise AssistantError("--format preference needs the built-in fine-tuning plugin (assistant_plugins.finetune); "
                              "reinstall vlm-assistant") from None
 
-    if not Path(file).is_file():
-        raise AssistantError(f"{file} not found; check the path")
-    if not Path(file).read_text(encoding="utf-8", errors="replace").strip():
-        raise AssistantError(f"{file} is empty; give a file with at least one preference pair")
-    pair_set = pairs_from_file(Path(file))
+    pair_set, bad_lines = read_pairs(Path(file))
     pairs = pair_set.pairs[:limit] if limit else pair_set.pairs
     profile = load_profile(profile_name or info.base.profile or None)
     check_compatible(info, profile)
     say = lambda message: click.echo(f"eval: {message}", err=True)  # noqa: E731
-    say(f"{len(pairs)} preference pairs from {Path(file).name}, loading {profile.model_label}")
+    say(f"{len(pairs)} preference pairs ({len(bad_lines)} unusable lines) from {Path(file).name}, "
+        f"loading {profile.model_label}")
     started = time.perf_counter()
     loaded = load_for_training(profile, four_bit=False)
     engine = Engine(loaded)
@@ -89,6 +126,8 @@ def run_preference_eval(file: Path, info: Any, profile_name: str | None, limit: 
             info.name: {"label": info.name, "score": metrics.accuracy, "prefers_chosen": tuned_share,
                         "units": len(pairs), "errors": 0, "seconds": round(time.perf_counter() - started, 2)},
         },
+        "errors": len(bad_lines),
+        "error_lines": bad_lines,
         "reward_accuracy": metrics.accuracy,
         "margin": metrics.margin,
         "preference_metrics": metrics.to_dict(),
@@ -103,6 +142,8 @@ def run_preference_eval(file: Path, info: Any, profile_name: str | None, limit: 
                f"{(tuned_share - base_share) * 100:>+6.1f} pts")
     click.echo(f"{'reward accuracy':<16} {'':>9} {metrics.accuracy:>{name_width}.1%}")
     click.echo(f"{'mean margin':<16} {'':>9} {metrics.margin:>+{name_width}.3f}")
+    if bad_lines:
+        click.echo(f"{'errors (not scored)':<16} {len(bad_lines)} lines (first: {bad_lines[0]['error']})")
     click.echo(significance_note(p_value, "McNemar exact test") + f" ({only_base + only_adapter} discordant pairs)")
     if json_out is not None:
         rows = [{"source": pair.source, "base": {"chosen": rc, "rejected": rr}, info.name: {"chosen": pc, "rejected": pr}}

@@ -115,8 +115,9 @@ def test_preference_pairs_against_the_base(tmp_path: Path, capsys: pytest.Captur
                       "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]}],
                       "chosen": [{"role": "assistant", "content": [{"type": "text", "text": chosen}]}],
                       "rejected": [{"role": "assistant", "content": [{"type": "text", "text": rejected}]}]})
+    broken = {**lines[0], "images": ["gone.png"]}
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + "{not json\n" + json.dumps(broken) + "\n")
     status, out, err = run(capsys, str(path), "--format", "preference", "--adapter", "prefs", "--profile", "tiny-smolvlm",
                            "--json", str(tmp_path / "pref.json"))
     assert status == 0, err
@@ -127,6 +128,8 @@ def test_preference_pairs_against_the_base(tmp_path: Path, capsys: pytest.Captur
     assert report["reward_accuracy"] == pytest.approx(sum(m > 0 for m in margins) / 3)
     assert report["margin"] == pytest.approx(sum(margins) / 3)
     assert "reward accuracy" in out and f"{report['margin']:+.3f}" in out
+    assert report["errors"] == 2 and [bad["line"] for bad in report["error_lines"]] == ["pairs.jsonl line 4", "pairs.jsonl line 5"]
+    assert "pairs.jsonl line 5: image not found" in report["error_lines"][1]["error"] and "errors (not scored) 2 lines" in out
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,8 @@ def test_preference_pairs_against_the_base(tmp_path: Path, capsys: pytest.Captur
         (["good.tsv", "--format", "mmbench", "--metric", "anls"], "--metric applies to --format jsonl only"),
         (["allbad.tsv", "--format", "mmbench"], "no usable item"),
         (["bad.json", "--format", "preference"], "add --adapter NAME"),
+        (["empty.tsv", "--format", "preference", "--adapter", "real"], "is empty"),
+        (["bad.json", "--format", "preference", "--adapter", "real"], "no usable preference pair"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -153,6 +158,9 @@ def test_bad_input_is_one_line_and_exit_2(
     (tmp_path / "bad.json").write_text("[{")
     write_mmbench(tmp_path / "good.tsv", [mmbench_row(1)])
     write_mmbench(tmp_path / "allbad.tsv", [mmbench_row(1, image="%%%")])
+    if "real" in args:
+        make_adapter("real")
     status, out, err = run(capsys, *args, "--profile", "tiny-smolvlm")
     assert status == 2, err
-    assert message in err and err.count("\n") == 1 and err.startswith("error: ")
+    lines = [line for line in err.splitlines() if not line.startswith("notice: ")]  # make_adapter's folder modes
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

@@ -25,12 +25,21 @@ FALLBACK_MAX_FRAMES = 32
 
 
 def video_processor(processor: Any) -> Any:
-    """The processor's video processor when its model takes videos (and its chat template renders them), else None."""
+    """The processor's video processor when its model takes videos, else None.
+
+    Taking videos means having a video processor and a chat template that writes the processor's video token for
+    a {"type": "video"} part (rendered to check: SmolVLMProcessor swaps in its video template itself when a chat
+    has a video, whatever template the checkpoint ships)."""
     video = getattr(processor, "video_processor", None)
     if video is None:
         return None
-    template = getattr(processor, "chat_template", None)
-    if isinstance(template, str) and "video" not in template:
+    token = getattr(processor, "video_token", None)
+    chat = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "?"}]}]
+    try:
+        rendered = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render a video part: no videos for this model
+        return None
+    if isinstance(token, str) and token and token not in str(rendered):
         return None
     return video
 

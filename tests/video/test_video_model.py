@@ -174,3 +174,20 @@ def test_the_openai_backend_refuses_a_chat_with_a_video():
         "this chat has a video (clip.mp4) and the openai backend does not send videos (their frames are not sent "
         "as images); continue it with a local SmolVLM2 or Qwen2-VL profile"
     )
+
+
+def test_video_support_is_what_the_template_renders():
+    """SmolVLMProcessor swaps in its video template for a chat with a video, whatever template a checkpoint ships;
+    a Qwen2-VL processor whose template has no video branch takes no videos."""
+    from assistant.engine import tiny
+    from assistant.engine.video_inputs import supports_video
+
+    smol = tiny.build_processor("tiny-smolvlm2")
+    assert supports_video(smol)
+    smol.chat_template = tiny.SMOLVLM_CHAT_TEMPLATE  # images only, as SmolVLM (1) shipped it
+    assert supports_video(smol)
+    qwen = tiny.build_processor("tiny-qwen2vl")
+    assert supports_video(qwen)
+    qwen.chat_template = qwen.chat_template.replace("<|video_pad|>", "")
+    assert not supports_video(qwen)
+    assert not supports_video(tiny.build_processor("tiny-smolvlm"))  # Idefics3: no video processor

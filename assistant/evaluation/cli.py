@@ -114,7 +114,10 @@ def eval_command(file: Path, format_name: str, profile: str | None, adapter: str
     sides: list[tuple[str, str | None]] = []
     if compare:
         sides.append(("base", None))
-    sides.append((adapter, adapter) if adapter else ("base", None))
+    if adapter:  # an adapter may be called "base" too: its column must not be mistaken for the base model's
+        sides.append((adapter if adapter != "base" else "adapter:base", adapter))
+    else:
+        sides.append(("base", None))
     generation = GenerationOptions(max_new_tokens=max_tokens or fmt.max_new_tokens, temperature=0.0).check()
     progress = Progress(sys.stderr, label="eval")
     summary = BatchSummary(total=len(items) * len(sides))

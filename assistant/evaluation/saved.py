@@ -76,7 +76,7 @@ def eval_line(entry: dict[str, Any]) -> str:
     binary = metric != "ANLS" and metric != "anls"
     sides = entry.get("sides") or {}
     adapter = entry.get("adapter")
-    mine = sides.get(adapter) if adapter else None
+    mine = sides.get(adapter if adapter != "base" else "adapter:base") if adapter else None
     if mine is None and sides:
         mine = list(sides.values())[-1]
     text = f"{entry.get('format', '?')} {entry.get('file', '?')}: {_score((mine or {}).get('score'), binary)} {metric}"

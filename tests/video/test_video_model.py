@@ -94,8 +94,12 @@ def test_deleting_the_chat_deletes_its_frames(clip):
 
 
 @pytest.mark.parametrize("profile", VIDEO_PROFILES)
-def test_follow_up_reuses_the_video_and_answers_as_a_full_recompute(profile, clip):
+def test_follow_ups_reuse_the_video_and_answer_as_a_full_recompute(profile, clip, tmp_path):
+    """A text follow-up reuses the video's cached tokens; a second, shorter video in a later turn goes in with the
+    first (SmolVLM2: one row of real frames; Qwen2-VL: a full prefill); greedy replies match a full recompute."""
     import torch
+
+    other = make_video(tmp_path / "other.mp4", seconds=2, fps=5)
 
     def conversation(reuse: bool):
         bot = Assistant.from_profile(profile)
@@ -104,12 +108,19 @@ def test_follow_up_reuses_the_video_and_answers_as_a_full_recompute(profile, cli
         chat = bot.chat()
         replies = [chat.ask("What happens?", video=clip, max_frames=4, max_new_tokens=5)]
         replies.append(chat.ask("And then?", max_new_tokens=5))
-        return [r.text for r in replies], chat.messages[-1].meta.extra.get("reused_tokens", 0)
+        reused = chat.messages[-1].meta.extra.get("reused_tokens", 0)
+        replies.append(chat.ask("And in this one?", video=other, max_frames=2, max_new_tokens=5))
+        inputs = build_inputs(bot.engine.loaded, chat.messages[:-1], bot.store.open_image)
+        return [r.text for r in replies], reused, inputs.tensors
 
-    texts, reused = conversation(True)
-    plain, _ = conversation(False)
+    texts, reused, tensors = conversation(True)
+    plain, _, _ = conversation(False)
     assert texts == plain
     assert reused > 0
+    if profile == "tiny-smolvlm2":
+        assert tuple(tensors["pixel_values"].shape[:2]) == (1, 6)  # 4 + 2 frames, no blank padding frames
+    else:
+        assert tensors["video_grid_thw"][:, 0].tolist() == [2, 1]
 
 
 def test_a_model_without_video_says_so_and_stores_nothing(clip):

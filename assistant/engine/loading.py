@@ -214,6 +214,8 @@ def load_model(
             f"cannot load model {source}: {str(error).splitlines()[0]}; it must hold safetensors weights "
             "and a processor config"
         ) from None
+    except ImportError as error:  # a processor's optional package, e.g. SmolVLM2's num2words
+        raise AssistantError(f"cannot load model {source}: {str(error).splitlines()[0]}") from None
     if "device_map" not in extra:
         model.to(device)
     model.eval()

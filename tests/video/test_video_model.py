@@ -202,3 +202,14 @@ def test_video_support_is_what_the_template_renders():
     qwen.chat_template = qwen.chat_template.replace("<|video_pad|>", "")
     assert not supports_video(qwen)
     assert not supports_video(tiny.build_processor("tiny-smolvlm"))  # Idefics3: no video processor
+
+
+def test_a_missing_num2words_is_one_line(monkeypatch):
+    """SmolVLMProcessor refuses to start without num2words (a dependency since SmolVLM2): one line, no traceback."""
+    import transformers.models.smolvlm.processing_smolvlm as processing
+
+    monkeypatch.setattr(processing, "num2words", None)
+    with pytest.raises(AssistantError) as error:
+        Assistant.from_profile("tiny-smolvlm2").load()
+    assert "cannot load model" in str(error.value) and "num2words" in str(error.value)
+    assert "\n" not in str(error.value)

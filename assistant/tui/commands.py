@@ -1,6 +1,6 @@
 """The /commands of the prompt: the built-in table, plugin commands, parsing and completion.
 
-Pure Python (no textual): the app maps a built-in command's name to its own `cmd_<name>` method and runs a
+Pure Python (no textual): slash.SlashCommands runs a built-in command's function (builtins.py, same name) and a
 plugin command through its `SlashCommand.run(context, argument)`.
 """
 

@@ -106,6 +106,24 @@ class ChatController:
         elif open_chat_id is not None and self.store is not None:
             self.chat = Chat(assistant, self.store.get_conversation(open_chat_id))
 
+    @staticmethod
+    def load(
+        assistant: "Assistant", progress: Callable[[str, float | None], None], done: Callable[[str | None], None]
+    ) -> None:
+        """Load the assistant's model (on a worker thread): `progress` as it goes, then `done` once with None or the
+        one-line error (a bug is logged and named, with the log file)."""
+        try:
+            assistant.load(progress)
+        except AssistantError as error:
+            done(str(error))
+        except Exception as error:  # noqa: BLE001 - a bug in loading: logged, shown, the app stays up
+            from ..paths import user_paths
+
+            log.exception("model load failed")
+            done(f"loading the model failed ({type(error).__name__}: {error}); details are in {user_paths().log_file}")
+        else:
+            done(None)
+
     # --- what a reply streams from ---------------------------------------------------------------------------------
 
     def asker(self, chat: "Chat", text: str, outgoing: "Outgoing", extra: dict[str, Any] | None = None) -> Callable[[], "ReplyStream"]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Protocol, Sequence, Union
 
 from PIL import Image as PILImage
 from textual.app import ComposeResult
@@ -15,7 +16,9 @@ from textual.widgets.markdown import MarkdownStream
 from ...conversation import Message
 from ..config import REPLY
 from ..format import reply_footer, user_display_text
+from ..guard import guard_callback, report
 from ..keys import bindings
+from ..screens.dialogs import EditorDialog
 from .thumbnail import Thumbnail
 
 ThumbSource = tuple[Union[PILImage.Image, Path], str]
@@ -213,8 +216,24 @@ class Notice(Static):
         super().__init__(text, markup=False, classes=f"notice notice-{severity}")
 
 
+class ReplyMarks(Protocol):
+    """Saving a rating or a correction (the ChatController), and the reply being written (never marked)."""
+
+    job: Any
+
+    def rate(self, message: Message, value: int) -> int: ...
+
+    def correct(self, message: Message, text: str) -> str: ...
+
+
 class ChatLog(VerticalScroll):
-    """All messages of the open chat, kept scrolled to the newest while it grows."""
+    """All messages of the open chat, kept scrolled to the newest while it grows.
+
+    It owns what is done to a finished reply (rate, correct, copy): the focused one, else the newest; the marks are
+    saved through `marks` (the chat controller).
+    """
+
+    marks: ReplyMarks | None = None
 
     def on_mount(self) -> None:
         self.anchor()
@@ -238,3 +257,97 @@ class ChatLog(VerticalScroll):
     @property
     def questions(self) -> list[UserMessage]:
         return list(self.query(UserMessage))
+
+    async def remove_after_last_question(self) -> None:
+        """Take away what follows the last question (the reply about to be written again)."""
+        children = list(self.children)
+        last = max((index for index, child in enumerate(children) if isinstance(child, UserMessage)), default=None)
+        if last is None:
+            return
+        for child in children[last + 1 :]:
+            await child.remove()
+
+    # --- rate, correct, copy the focused or newest finished reply -----------------------------------------------------
+
+    def target_reply(self) -> AssistantMessage | None:
+        """The focused reply, else the newest finished one."""
+        node = self.screen.focused
+        while node is not None:
+            if isinstance(node, AssistantMessage):
+                return node
+            node = node.parent  # type: ignore[assignment]
+        finished = [reply for reply in self.replies if reply.message_id is not None and not reply.streaming]
+        return finished[-1] if finished else None
+
+    def _finished_target(self, what: str) -> AssistantMessage | None:
+        reply = self.target_reply()
+        if reply is None or reply.message is None or reply.message_id is None:
+            self.notify(f"no reply to {what} yet", severity="warning")
+            return None
+        job = self.marks.job if self.marks is not None else None
+        if reply.streaming or (job is not None and job.widget is reply):
+            self.notify(f"wait until the reply is finished to {what} it", severity="warning")
+            return None
+        return reply
+
+    def rate(self, value: int) -> None:
+        """Rate the target reply +1/-1 (the same rating again clears it)."""
+        reply = self._finished_target("rate")
+        if reply is None or reply.message is None or self.marks is None:
+            return
+        rating = self.marks.rate(reply.message, value)
+        reply.refresh_marks()
+        self.notify({1: "rated +1 (good)", -1: "rated -1 (bad)", 0: "rating cleared"}[rating])
+
+    def set_rating(self, value: int) -> None:
+        """Give the target reply this rating (0 clears it); unlike `rate`, the same rating again keeps it."""
+        reply = self.target_reply()
+        current = reply.message.rating if reply is not None and reply.message is not None else None
+        if value == 0:
+            if current:
+                self.rate(current)  # rating again clears it
+        elif current != value:
+            self.rate(value)
+
+    def correct(self) -> None:
+        """Ask for the reply the user wanted; it is kept as training data beside the original."""
+        reply = self._finished_target("correct")
+        if reply is None or reply.message is None:
+            return
+        message = reply.message
+        self.app.push_screen(
+            EditorDialog(
+                "Correct the reply",
+                message.correction if message.correction is not None else message.text,
+                "Write the reply you wanted; it is kept as training data for your adapters and the original stays "
+                "in the chat. Ctrl+S saves · Esc cancels · empty text removes the correction.",
+            ),
+            guard_callback(self._report, functools.partial(self._save_correction, reply)),
+        )
+
+    def _save_correction(self, reply: AssistantMessage, text: str | None) -> None:
+        if text is None or reply.message is None or reply.message_id is None or self.marks is None:
+            return
+        outcome = self.marks.correct(reply.message, text)
+        if outcome == "unchanged":
+            self.notify("the text is unchanged; no correction stored", severity="warning")
+            return
+        reply.refresh_marks()
+        self.notify(f"correction {outcome}")
+
+    def copy_reply(self) -> None:
+        reply = self._finished_target("copy")
+        if reply is not None:
+            self.app.copy_to_clipboard(reply.text)
+            self.notify("reply copied to the clipboard")
+
+    def on_assistant_message_action_requested(self, event: AssistantMessage.ActionRequested) -> None:
+        event.stop()
+        try:
+            {"up": functools.partial(self.rate, 1), "down": functools.partial(self.rate, -1), "correct": self.correct,
+             "copy": self.copy_reply}[event.action]()
+        except Exception as error:  # noqa: BLE001 - e.g. the store is gone: a notice, the chat goes on
+            self._report(error, event.action)
+
+    def _report(self, error: BaseException, what: str) -> None:
+        report(self.notify, error, what)

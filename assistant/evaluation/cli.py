@@ -85,8 +85,8 @@ def eval_command(file: Path, format_name: str, profile: str | None, adapter: str
     if metric is not None and format_name != "jsonl":
         raise AssistantError(f"--metric applies to --format jsonl only (--format {format_name} has its own metric)")
     info = _check_adapter(adapter, compare)
-    if json_out is not None and json_out.is_dir():
-        raise AssistantError(f"--json {json_out} is a folder; give a file name such as report.json")
+    if json_out is not None:
+        _check_writable(json_out)  # before the run: a long eval must not end in "cannot write"
     if format_name == "preference":
         from .preference import run_preference_eval
 
@@ -147,6 +147,20 @@ def _metric_name(fmt: Any, format_name: str) -> str:
     if format_name == "jsonl":
         return {"exact": "exact match", "contains": "contains", "anls": "ANLS"}[fmt.metric]
     return str(fmt.metric)
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise AssistantError(f"--json {path} is a folder; give a file name such as report.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise AssistantError(f"cannot write --json {path} ({error.strerror or error}); choose a writable path") from None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

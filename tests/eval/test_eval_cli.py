@@ -144,6 +144,7 @@ def test_preference_pairs_against_the_base(tmp_path: Path, capsys: pytest.Captur
         (["good.tsv", "--format", "mmbench", "--compare", "base"], "add --adapter NAME"),
         (["good.tsv", "--format", "mmbench", "--metric", "anls"], "--metric applies to --format jsonl only"),
         (["allbad.tsv", "--format", "mmbench"], "no usable item"),
+        (["good.tsv", "--format", "mmbench", "--json", "good.tsv/report.json"], "cannot write --json good.tsv/report.json"),
         (["bad.json", "--format", "preference"], "add --adapter NAME"),
         (["empty.tsv", "--format", "preference", "--adapter", "real"], "is empty"),
         (["bad.json", "--format", "preference", "--adapter", "real"], "no usable preference pair"),

@@ -132,3 +132,20 @@ async def test_plugin_commands_are_in_the_palette_and_the_palette_runs_them(make
         await wait_for(pilot, lambda: notes(app, "error"), "the plugin's failure")
         assert any("ZeroDivisionError" in note for note in notes(app, "error"))
         assert app.is_running
+
+
+@async_test
+async def test_an_untested_dependency_version_is_a_notice_at_start(make_app, monkeypatch):
+    """The CLI prints it on stderr; under the TUI stderr is hidden, so it is a warning notice (and the app runs)."""
+    from assistant import stack
+
+    real = stack.installed_version
+    monkeypatch.setattr(stack, "installed_version", lambda name: "0.30.0" if name == "peft" else real(name))
+    app = make_app(autoload=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("peft" in note for note in notes(app, "warning")), "the notice")
+        [line] = [note for note in notes(app, "warning") if "peft" in note]
+        assert line == ("peft 0.30.0 is outside the tested range >=0.21,<0.22; pip install 'peft>=0.21,<0.22' "
+                        "(see `assistant doctor`)")
+        assert app.is_running and app.load_state == "idle"
+

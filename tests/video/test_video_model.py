@@ -208,6 +208,9 @@ def test_a_missing_num2words_is_one_line(monkeypatch):
     """SmolVLMProcessor refuses to start without num2words (a dependency since SmolVLM2): one line, no traceback."""
     import transformers.models.smolvlm.processing_smolvlm as processing
 
+    from assistant.engine.loading import model_source
+
+    model_source(Assistant.from_profile("tiny-smolvlm2").profile)  # built (or found) before the package goes
     monkeypatch.setattr(processing, "num2words", None)
     with pytest.raises(AssistantError) as error:
         Assistant.from_profile("tiny-smolvlm2").load()

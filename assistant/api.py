@@ -371,6 +371,10 @@ class Chat:
         options = GenerationOptions(max_new_tokens, temperature, top_p, seed, system).check()
         self._close_current()
         videos = self._video_parts(video, fps, max_frames)
+        for part in videos:
+            if part.truncated:  # said with the reply, so nobody takes the answer for one about the whole video
+                note = f"{part.source} ends early at {part.duration:.1f} s (truncated): only that part was seen"
+                extra = {**(extra or {}), "notes": [*(extra or {}).get("notes", []), note]}
         parts = self._image_parts(images or ()) + videos
         body = f"{context_text.rstrip()}\n\n{text}" if context_text.strip() else text
         parts.append(TextPart(body))
@@ -422,8 +426,9 @@ class Chat:
         last_user = self.conversation.last("user")
         if last_user is None:
             raise AssistantError("nothing to regenerate: this chat has no question yet")
+        rejected = _rejected_replies(self.conversation.messages[self.conversation.messages.index(last_user) + 1 :])
         self._truncate_after(last_user)
-        return self._start_reply(generation, {})
+        return self._start_reply(generation, {REJECTED_KEY: rejected} if rejected else {})
 
     def edit_last(self, text: str, max_new_tokens: int | None = None, **options: Any) -> Reply:
         """Replace the last user message's text (its images stay), answer it again and wait for the reply."""
@@ -575,6 +580,26 @@ class Chat:
         stream = ReplyStream(self, placeholder, options.max_new_tokens, tools, options)
         self._current = weakref.ref(stream)
         return stream
+
+
+REJECTED_KEY = "rejected"
+"""In a regenerated reply's meta.extra: the replies it replaced that were rated down ({"text", "tool_calls"?}),
+kept as preference data (rate the new reply up: it is chosen over them for DPO training)."""
+
+
+def _rejected_replies(replaced: Sequence[Message]) -> list[dict[str, Any]]:
+    """What a regenerate keeps of the replies it deletes: the rated-down one, and those it had replaced itself."""
+    first = next((message for message in replaced if message.role == "assistant"), None)
+    if first is None:
+        return []
+    kept = [dict(entry) for entry in (first.meta.extra.get(REJECTED_KEY) or [] if first.meta else [])
+            if isinstance(entry, dict)]
+    if first.rating < 0 and (first.text.strip() or first.tool_calls):
+        entry: dict[str, Any] = {"text": first.text}
+        if first.tool_calls:
+            entry["tool_calls"] = [{"name": call.name, "arguments": call.arguments} for call in first.tool_calls]
+        kept.append(entry)
+    return kept
 
 
 def _write_unsaved_question(text: str, profile: str) -> Path:

@@ -16,7 +16,8 @@ from assistant.errors import AssistantError
 from .dataset import DataSelection, parse_ids
 from .trainer import TrainConfig, TrainProgress
 
-DATA_FORMATS = ["auto", "trl", "sharegpt"]
+DATA_FORMATS = ["auto", "trl", "sharegpt", "trl-preference"]
+EXPORT_FORMATS = ["trl", "sharegpt", "trl-preference"]
 
 
 def data_options(with_file: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -32,7 +33,7 @@ def data_options(with_file: bool = True) -> Callable[[Callable[..., Any]], Calla
         if with_file:
             options += [
                 click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None,
-                             help="Use a TRL/ShareGPT .jsonl file instead of saved chats."),
+                             help="Use a TRL/ShareGPT (or, for DPO, TRL preference) .jsonl file instead of saved chats."),
                 click.option("--data-format", type=click.Choice(DATA_FORMATS), default="auto",
                              help="Format of --data (default: detected per line)."),
             ]
@@ -80,6 +81,8 @@ def config_from_params(params: dict[str, Any]) -> TrainConfig:
         patience=params.get("patience"),
         schedule=params.get("schedule"),
         checkpoint_every=params.get("checkpoint_every"),
+        method=params.get("method"),
+        beta=params.get("beta"),
         resume=bool(params.get("resume")),
         overwrite=bool(params.get("overwrite")),
         stop_after_steps=params.get("max_steps"),
@@ -184,6 +187,11 @@ class ProgressPrinter:
 @click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=None,
               help="Learning-rate decay after the warm-up (default linear).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints (default 50).")
+@click.option("--method", type=click.Choice(["sft", "dpo", "sft-then-dpo"]), default=None,
+              help="sft: learn the replies (default); dpo: prefer corrected / rated-up replies over the rejected "
+              "ones (preference pairs); sft-then-dpo: both, in turn.")
+@click.option("--beta", type=click.FloatRange(0, min_open=True), default=None,
+              help="DPO: how far the adapter may move from the reference (default 0.1).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its newest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter with this name.")
 @click.option("--max-steps", type=click.IntRange(1), default=None,
@@ -223,7 +231,11 @@ def _print_result(result: Any) -> None:
     line = f"steps {metrics.get('steps', '-')} · train loss {_fmt(metrics.get('train_loss_last_epoch'))}"
     if metrics.get("eval_loss") is not None:
         line += f" · val loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
-    if metrics.get("val_accuracy") is not None:
+    if metrics.get("reward_accuracy") is not None:
+        line += (f" · reward accuracy {_pct(metrics.get('reward_accuracy_before'))} -> "
+                 f"{_pct(metrics.get('reward_accuracy'))} · margin {_fmt(metrics.get('reward_margin_before'), 3)} -> "
+                 f"{_fmt(metrics.get('reward_margin'), 3)} (held-out pairs)")
+    elif metrics.get("val_accuracy") is not None:
         line += f" · val accuracy {_pct(metrics.get('val_accuracy_before'))} -> {_pct(metrics.get('val_accuracy'))}"
     if metrics.get("best_step") is not None:
         line += f" · kept step {metrics['best_step']}" + (" (stopped early)" if metrics.get("stopped_early") else "")
@@ -384,7 +396,8 @@ def adapters_eval(name: str, profile: str | None, limit: int | None, show_cases:
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="auto", show_default=True,
-              help="TRL conversational (`messages` + `images`) or LLaMA-Factory ShareGPT (`conversations`).")
+              help="TRL conversational (`messages` + `images`), LLaMA-Factory ShareGPT (`conversations`) or TRL "
+              "preference (`prompt`/`chosen`/`rejected` + `images`: the chosen reply rated up over the rejected one).")
 @click.option("--tag", "tags", multiple=True, help="Extra tag for the imported chats (repeatable).")
 def chats_import(file: str, fmt: str, tags: tuple[str, ...]) -> None:
     """Import a .jsonl dataset as saved chats (image paths are relative to the file)."""
@@ -399,11 +412,13 @@ def chats_import(file: str, fmt: str, tags: tuple[str, ...]) -> None:
         f"imported {len(ids)} chats ({result.messages} messages, {result.images} images, {result.format}) "
         f"as chats {ids[0]}-{ids[-1]}, tagged {', '.join(result.tags)}"
     )
+    if result.format == "trl-preference":
+        click.echo(f"train on their preference pairs: assistant train --method dpo --tag {result.tags[0]} --name NAME")
 
 
 @click.command("export-dataset")
-@click.option("--format", "fmt", type=click.Choice(["trl", "sharegpt"]), default="trl", show_default=True,
-              help="Dataset format.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="trl", show_default=True,
+              help="Dataset format (trl-preference: the chats' preference pairs, what --method dpo trains on).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .jsonl file to write.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @data_options(with_file=False)
@@ -420,6 +435,15 @@ def chats_export_dataset(fmt: str, output: str, force: bool, **params: Any) -> N
     from assistant.plugins import get_plugin_manager
 
     selection = selection_from(params)
+    if fmt == "trl-preference":
+        from .formats import write_preference_dataset
+        from .pairs import pairs_from_store
+
+        with Store.open_default() as store:
+            pair_set = pairs_from_store(store, selection)  # the pairs --method dpo would use
+            lines, images = write_preference_dataset(pair_set.pairs, pair_set.images, Path(output), force=force)
+        click.echo(f"wrote {lines} preference pairs and {images} images to {output} ({fmt})")
+        return
     with Store.open_default() as store:
         dataset = build_dataset(store, selection, get_plugin_manager())  # the same examples training would use
         lines, images = write_dataset(dataset.examples, dataset.images, Path(output), fmt, force=force)

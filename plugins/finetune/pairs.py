@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from assistant.api import REJECTED_KEY
 from assistant.conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart, ToolCallPart
 from assistant.errors import AssistantError
 
@@ -27,8 +28,6 @@ from .dataset import DataSelection, Example, ImageLibrary, _selected_conversatio
 if TYPE_CHECKING:
     from assistant.store import Store
 
-REJECTED_KEY = "rejected"
-"""In an assistant reply's meta.extra: the replies it replaced that were rated down, as [{"text", "tool_calls"?}]."""
 PREFERENCE_FIELDS = ("prompt", "chosen", "rejected")
 NO_PAIRS = "no preference pairs: rate a reply down and regenerate, or correct one"
 
@@ -98,18 +97,6 @@ def rejected_siblings(message: Message) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         return []
     return [entry for entry in entries if isinstance(entry, dict) and (entry.get("text") or entry.get("tool_calls"))]
-
-
-def sibling_entry(message: Message) -> dict[str, Any] | None:
-    """What `rejected_siblings` keeps of a rated-down reply that is regenerated (None: nothing to keep)."""
-    text = message.text
-    calls = [{"name": call.name, "arguments": call.arguments} for call in message.tool_calls]
-    if not text.strip() and not calls:
-        return None
-    entry: dict[str, Any] = {"text": text}
-    if calls:
-        entry["tool_calls"] = calls
-    return entry
 
 
 def _sibling_message(original: Message, entry: dict[str, Any]) -> Message:

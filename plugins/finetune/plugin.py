@@ -24,7 +24,8 @@ def register_slash_commands(register: Callable[[SlashCommand], None]) -> None:
         SlashCommand(
             name="train",
             help="Train a LoRA adapter in the background: /train --name NAME [--tag T|--chats IDS|--rated] "
-            "[--epochs N] (options of `assistant train`); /train status; /train stop [NAME]",
+            "[--epochs N] [--method sft|dpo|sft-then-dpo] (options of `assistant train`); /train status; "
+            "/train stop [NAME]",
             run=run_train,
         )
     )

@@ -27,7 +27,8 @@ def parse_train_argument(argument: str) -> TrainConfig:
     except ValueError as error:
         raise AssistantError(f"/train: {error}; quote names with spaces") from None
     if not words:
-        raise AssistantError("usage: /train --name NAME [--tag T | --chats IDS | --rated | --corrected] [--epochs N] ...")
+        raise AssistantError("usage: /train --name NAME [--tag T | --chats IDS | --rated | --corrected] [--epochs N] "
+                             "[--method sft|dpo|sft-then-dpo] ...")
     try:
         context = train_command.make_context("train", words)
     except click.exceptions.Exit:
@@ -55,6 +56,9 @@ class ProgressNotifier:
         from .commands import progress_line
 
         with self._lock:
+            if (event.phase == "training" and event.total_steps and self.latest is not None
+                    and self.latest.total_steps and event.step < self.latest.step):
+                self._next_fraction = NOTIFY_EVERY  # sft-then-dpo: the DPO stage counts its steps from 0 again
             self.latest = event
             if event.phase == "training" and event.loss is not None:
                 self.history.append(event.loss)
@@ -211,6 +215,9 @@ def run_train(context: Any, argument: str) -> None:
         if result.status == "complete":
             loss = result.metrics.get("eval_loss") or result.metrics.get("train_loss_last_epoch")
             shown = f" (loss {loss:.4f})" if isinstance(loss, float) else ""
+            if isinstance(result.metrics.get("reward_accuracy"), float):
+                shown = (f" (held-out reward accuracy {result.metrics['reward_accuracy']:.0%}, "
+                         f"margin {result.metrics.get('reward_margin') or 0:+.3f})")
             running.outcome = f"adapter {result.name} is ready{shown}: /adapter {result.name} to use it"
             context.notify(running.outcome)
         else:

@@ -69,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
+    "method": "sft",
+    "beta": 0.1,
 }
 """epochs 0: from the data size (auto_epochs); eval_every 0: about EVALUATIONS evaluations per run."""
 TARGET_SAMPLES = 800
@@ -77,6 +79,8 @@ MIN_EPOCHS, MAX_EPOCHS = 3, 20
 EVALUATIONS = 10
 """Validations per run when --eval-every is not given."""
 SCHEDULES = ("linear", "cosine")
+METHODS = ("sft", "dpo", "sft-then-dpo")
+"""sft: learn the replies; dpo: prefer chosen over rejected replies (pairs.py); sft-then-dpo: both, in turn."""
 FROM_PROFILE = ("rank", "alpha", "dropout", "target_modules")
 FREE_ON_RESUME = {"grad_checkpointing", "checkpoint_every"}
 """Settings that may change when resuming: they do not change the result."""
@@ -117,6 +121,10 @@ class TrainConfig:
     warmup_ratio: float | None = None
     weight_decay: float | None = None
     max_grad_norm: float | None = None
+    method: str | None = None
+    """sft, dpo or sft-then-dpo (METHODS)."""
+    beta: float | None = None
+    """DPO's beta: how far the adapter may move from the reference."""
     resume: bool = False
     """Continue from the newest checkpoint of adapter `name`."""
     overwrite: bool = False
@@ -154,6 +162,8 @@ class TrainSettings:
     warmup_ratio: float
     weight_decay: float
     max_grad_norm: float
+    method: str = "sft"
+    beta: float = 0.1
 
     def hyperparameters(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -221,6 +231,8 @@ def _validate(settings: TrainSettings) -> None:
         (settings.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (0 <= settings.warmup_ratio < 1, "the warmup ratio must be at least 0 and below 1"),
         (bool(settings.target_modules), "the profile's [lora] target_modules is empty; name the layers to adapt"),
+        (settings.method in METHODS, f"--method must be one of {', '.join(METHODS)}"),
+        (settings.beta > 0, "--beta must be positive (e.g. 0.1)"),
     ]
     for ok, message in checks:
         if not ok:
@@ -342,6 +354,11 @@ def train_adapter(
 
         plugins = get_plugin_manager()
     try:
+        if settings.method != "sft":
+            from .dpo import train_with_preferences
+
+            return train_with_preferences(settings, path, profile, store, plugins, saved, report, should_stop,
+                                          config.stop_after_steps)
         dataset = build_dataset(store, settings.selection, plugins)  # type: ignore[arg-type]
         fingerprint = dataset.fingerprint(profile.chat.system_prompt)
         validation_set = None
@@ -464,6 +481,60 @@ def _peft_model(loaded: Any, settings: TrainSettings) -> Any:
     return peft_model
 
 
+class Objective:
+    """What one stage of training optimises: SFT here, DPO in dpo.py. `_loop` runs either."""
+
+    stage = "sft"
+    held_out_what = "held-out chats"
+    count: int
+    """Training items (examples, pairs) the step plan shuffles."""
+    held_out: bool
+    """Whether there is anything to validate on."""
+
+    def step(self, model: Any, batches: list[list[int]]) -> float:
+        """Forward and backward for one optimizer step's micro-batches; returns the step's loss."""
+        raise NotImplementedError
+
+    def validate(self, step: int, model: Any) -> Any:
+        """A `Validation` of the model as it is now."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must keep for this stage to resume (JSON)."""
+        return {}
+
+    def final_metrics(self, first: Any, best: Any) -> dict[str, Any]:
+        """Extra metrics for the adapter's metadata from the first and the kept validation."""
+        return {}
+
+
+class SFTObjective(Objective):
+    """Cross-entropy on the learned reply tokens, summed and divided by the learned tokens of the whole step."""
+
+    def __init__(self, run: _Run, loaded: Any, encoder: Any) -> None:
+        self.run, self.loaded, self.encoder = run, loaded, encoder
+        self.count = len(run.train)
+        self.held_out = bool(run.held_out)
+
+    def step(self, model: Any, batches: list[list[int]]) -> float:
+        from .modeling import batch_loss
+
+        run = self.run
+        step_tokens = sum(run.learned_tokens[index] for batch in batches for index in batch)
+        loss_sum = 0.0
+        for batch_indices in batches:
+            batch = self.encoder.encode([run.train[index] for index in batch_indices]).to(self.loaded.device)
+            loss, _ = batch_loss(model, batch, self.loaded)
+            (loss / max(1, step_tokens)).backward()
+            loss_sum += float(loss.detach())
+        return loss_sum / max(1, step_tokens)
+
+    def validate(self, step: int, model: Any) -> Any:
+        from .validation import validate
+
+        return validate(step, model, self.loaded, self.encoder, self.run.held_out, self.run.settings.batch_size)
+
+
 def _loop(
     run: _Run,
     loaded: Any,
@@ -472,19 +543,29 @@ def _loop(
     saved: dict[str, Any] | None,
     should_stop: Callable[[], bool] | None,
     stop_after: int | None,
+    objective: Objective | None = None,
+    step_offset: int = 0,
+    on_done: Callable[..., TrainResult] | None = None,
 ) -> TrainResult:
+    """The training loop of one stage: steps, validation, best weights, early stopping, checkpoints, resume.
+
+    `objective` is what is optimised (default: SFT on `run.train`). A later stage of a multi-stage run
+    (sft-then-dpo) numbers its checkpoints after `step_offset`, so the newest checkpoint is always the one to
+    resume. `on_done(run, model, loaded, done, total, history, metrics, validations, duration, samples)` replaces
+    saving the adapter (`_finish`), for a stage that is followed by another.
+    """
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     from .checkpoint import load_best, restore_rng
-    from .modeling import batch_loss
-    from .validation import EarlyStopping, Validation, validate
+    from .validation import EarlyStopping, Validation
 
     settings = run.settings
+    objective = objective or SFTObjective(run, loaded, encoder)
     parameters = [parameter for _, parameter in model.named_parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-    epochs = settings.epochs or auto_epochs(len(run.train))
-    plan = plan_steps(len(run.train), settings.batch_size, settings.grad_accum, epochs, settings.seed)
+    epochs = settings.epochs or auto_epochs(objective.count)
+    plan = plan_steps(objective.count, settings.batch_size, settings.grad_accum, epochs, settings.seed)
     total = len(plan)
     warmup = math.ceil(total * settings.warmup_ratio) if settings.warmup_ratio else 0
     eval_every = settings.eval_every or auto_eval_every(total)
@@ -500,10 +581,10 @@ def _loop(
 
     def evaluate(step: int) -> Validation:
         nonlocal best_state
-        what = "the base model" if step == 0 else f"step {step}"
-        run.report(TrainProgress("eval", f"validating {what} on {len(run.held_out)} held-out chats", step=step,
-                                 total_steps=total, epochs=epochs))
-        result = validate(step, model, loaded, encoder, run.held_out, settings.batch_size)
+        what = ("the base model" if objective.stage == "sft" else "the start") if step == 0 else f"step {step}"
+        run.report(TrainProgress("eval", f"validating {what} on {len(run.held_out)} {objective.held_out_what}",
+                                 step=step, total_steps=total, epochs=epochs))
+        result = objective.validate(step, model)
         validations.append(result)
         improved = step > 0 and stopper.update(result)  # the untrained base is a reference, never "best"
         if improved:
@@ -520,7 +601,7 @@ def _loop(
         set_peft_model_state_dict(model, adapter_state)
         optimizer.load_state_dict(optimizer_state)
         restore_rng(rng)
-        start = int(state["step"])
+        start = int(state["step"]) - step_offset
         history = list(state.get("history") or [])
         metrics.update(state.get("metrics") or {})
         validations = [Validation.from_dict(item) for item in state.get("validations") or []]
@@ -530,14 +611,16 @@ def _loop(
         best_state = load_best(checkpoint, loaded.device)
         run.report(TrainProgress("training", f"resuming at step {start}/{total}", step=start, total_steps=total,
                                  epochs=epochs))
-        if run.held_out and start % eval_every == 0 and not any(item.step == start for item in validations):
+        if objective.held_out and start % eval_every == 0 and not any(item.step == start for item in validations):
             evaluate(start)  # interrupted during this validation
-    elif run.held_out:
+    elif objective.held_out:
         evaluate(0)
 
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
-            "step": step,
+            "step": step_offset + step,
+            "stage": objective.stage,
+            "stage_state": objective.state(),
             "total_steps": total,
             "history": history,
             "metrics": metrics,
@@ -554,8 +637,8 @@ def _loop(
 
     def save(step: int, rng: dict[str, Any]) -> None:
         run.report(TrainProgress("saving", f"checkpoint at step {step}", step=step, total_steps=total))
-        save_checkpoint(run.path, step, get_peft_model_state_dict(model), optimizer, rng, checkpoint_state(step),
-                        best_state)
+        save_checkpoint(run.path, step_offset + step, get_peft_model_state_dict(model), optimizer, rng,
+                        checkpoint_state(step), best_state)
 
     started = time.perf_counter()
     samples = 0
@@ -569,27 +652,21 @@ def _loop(
                 save(done, rng_at_done)
                 return _stopped(run, done, total, metrics)
             epoch, batches = plan[step]
-            step_tokens = sum(run.learned_tokens[index] for batch in batches for index in batch)
             rate = learning_rate(step, total, settings.lr, warmup, settings.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            loss_sum = 0.0
-            for batch_indices in batches:
-                batch = encoder.encode([run.train[index] for index in batch_indices]).to(loaded.device)
-                loss, _ = batch_loss(model, batch, loaded)
-                (loss / max(1, step_tokens)).backward()
-                loss_sum += float(loss.detach())
-                samples += len(batch_indices)
+            step_loss = objective.step(model, batches)
+            samples += sum(len(batch) for batch in batches)
             updating = True
             if settings.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             done = step + 1
-            history.append(round(loss_sum / max(1, step_tokens), 6))
+            history.append(round(step_loss, 6))
             rng_at_done = rng_tensors()
             updating = False
-            if run.held_out and (done % eval_every == 0 or done == total):
+            if objective.held_out and (done % eval_every == 0 or done == total):
                 evaluate(done)
                 stopped_early = stopper.exhausted and done < total
             elapsed = time.perf_counter() - started
@@ -636,8 +713,10 @@ def _loop(
         val_accuracy=best.accuracy if best else None,
         best_step=best.step if best else None,
         stopped_early=stopped_early,
+        **objective.final_metrics(first, best),
     )
-    return _finish(run, model, loaded, done, total, history, metrics, validations, duration, samples)
+    finish = on_done or _finish
+    return finish(run, model, loaded, done, total, history, metrics, validations, duration, samples)
 
 
 def _stopped(run: _Run, step: int, total: int, metrics: dict[str, Any]) -> TrainResult:

@@ -51,6 +51,9 @@ class Validation:
     correct: int = 0
     scored: int = 0
     """Chats with only short learned replies (0: accuracy is not measured)."""
+    margin: float | None = None
+    """DPO only: the mean reward margin on the held-out pairs; then loss is the DPO loss, and correct/scored
+    count the pairs whose chosen reply gets the higher reward (reward accuracy)."""
 
     @property
     def accuracy(self) -> float | None:
@@ -68,7 +71,10 @@ class Validation:
     def describe(self) -> str:
         parts = [f"validation at step {self.step}: loss {self.loss:.4f}" if self.loss is not None
                  else f"validation at step {self.step}"]
-        if self.scored:
+        if self.margin is not None:
+            parts.append(f"reward accuracy {self.correct}/{self.scored} ({self.accuracy or 0:.0%})")
+            parts.append(f"margin {self.margin:+.3f}")
+        elif self.scored:
             parts.append(f"accuracy {self.correct}/{self.scored} ({self.correct / self.scored:.0%})")
         return " · ".join(parts)
 
@@ -79,7 +85,8 @@ class Validation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Validation":
-        return cls(int(data["step"]), data.get("loss"), int(data.get("correct", 0)), int(data.get("scored", 0)))
+        return cls(int(data["step"]), data.get("loss"), int(data.get("correct", 0)), int(data.get("scored", 0)),
+                   data.get("margin"))
 
 
 @dataclass

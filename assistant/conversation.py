@@ -58,6 +58,8 @@ class VideoPart:
     duration: float
     total_frames: int = 0
     sample_fps: float | None = None
+    truncated: bool = False
+    """The file ended before its stated length (a cut download): the frames cover only what was there."""
     kind: Literal["video"] = "video"
 
 

@@ -86,6 +86,15 @@ class SampledVideo:
     timestamps: list[float]
     """Seconds from the start of the stream, of each sampled frame as decoded."""
     sampling: VideoSampling = field(default_factory=VideoSampling)
+    truncated: bool = False
+    """The stream ended (or broke off) before the length its container states: the frames cover what is there."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds the frames cover: the stated length, or up to the last decodable frame of a truncated file."""
+        if self.truncated and self.timestamps:
+            return min(self.info.duration, self.timestamps[-1] + 1 / self.info.fps)
+        return self.info.duration
 
 
 def _bad_video(label: str, what: str, advice: str = VIDEO_ADVICE) -> AssistantError:
@@ -207,8 +216,11 @@ def _frame_image(frame: Any, max_edge: int) -> "Image":
     return frame.to_image(interpolation="BICUBIC", **size)
 
 
-def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int], label: str, max_edge: int) -> list[tuple[float, "Image"]]:
-    """The frames at (or just after) each wanted index's time: decoding forward, seeking for far jumps."""
+def _decode_at(
+    container: Any, stream: Any, info: VideoInfo, indices: list[int], label: str, max_edge: int
+) -> tuple[list[tuple[float, "Image"]], bool]:
+    """The frames at (or just after) each wanted index's time: decoding forward, seeking for far jumps. Also
+    whether the stream ended before the last wanted time (a truncated file: the frames are from what is there)."""
     import av
 
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -219,6 +231,7 @@ def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int],
     last_time = -math.inf
     last_frame = None
     seeking = True
+    ended_early = False
     """Off once a seek lands no later than where decoding already was (key frames further apart than the
     sampled frames): from then on decoding straight through is cheaper."""
     try:
@@ -249,17 +262,20 @@ def _decode_at(container: Any, stream: Any, info: VideoInfo, indices: list[int],
                 chosen = last_frame
             found.append((float(chosen.time) - start, _frame_image(chosen, max_edge)))
             if chosen is last_frame and last_time < target - half:
+                ended_early = last_time < targets[-1] - max(2 / info.fps, 1.0)  # not a frame count off by one
                 break
     except av.error.FFmpegError as error:
+        ended_early = True
         if not found:
             reason = getattr(error, "strerror", None) or str(error)
             raise _bad_video(label, f"its frames cannot be decoded ({reason})", "check that the file plays, or " + VIDEO_ADVICE) from None
     except (ValueError, MemoryError) as error:
+        ended_early = True
         if not found:
             raise _bad_video(label, f"its frames cannot be decoded ({error})") from None
     if not found:
         raise _bad_video(label, "no frame could be decoded (truncated or corrupt)", "check that the file plays, or " + VIDEO_ADVICE)
-    return found
+    return found, ended_early
 
 
 def _to_loaded(image: "Image", source: str) -> "LoadedImage":
@@ -285,7 +301,7 @@ def sample_video(path: str | Path, sampling: VideoSampling, max_edge: int = STOR
         stream, info = _stream_info(container, label, file.name)
         stream.thread_type = "AUTO"
         indices = sample_indices(info, sampling)
-        decoded = _decode_at(container, stream, info, indices, label, max_edge)
+        decoded, truncated = _decode_at(container, stream, info, indices, label, max_edge)
     finally:
         container.close()
     timestamps: list[float] = []
@@ -298,7 +314,9 @@ def sample_video(path: str | Path, sampling: VideoSampling, max_edge: int = STOR
         timestamps.append(round(max(0.0, time_s), 3))
         kept_indices.append(index)
         frames.append(_to_loaded(image, f"{file.name} @ {time_s:.2f}s"))
-    return SampledVideo(info=info, frames=frames, indices=kept_indices, timestamps=timestamps, sampling=sampling)
+    return SampledVideo(
+        info=info, frames=frames, indices=kept_indices, timestamps=timestamps, sampling=sampling, truncated=truncated
+    )
 
 
 def video_part(video: SampledVideo, frames: "list[ImagePart]") -> "VideoPart":
@@ -313,9 +331,10 @@ def video_part(video: SampledVideo, frames: "list[ImagePart]") -> "VideoPart":
         width=frames[0].width if frames else 0,
         height=frames[0].height if frames else 0,
         fps=round(video.info.fps, 3),
-        duration=round(video.info.duration, 3),
+        duration=round(video.duration, 3),
         total_frames=video.info.total_frames,
         sample_fps=video.sampling.fps,
+        truncated=video.truncated,
     )
 
 
@@ -324,4 +343,5 @@ def describe(part: "VideoPart") -> str:
     if not part.timestamps:
         return f"{part.source}, no frames"
     span = f"{part.timestamps[0]:.1f}-{part.timestamps[-1]:.1f} s"
-    return f"{part.source}, {len(part.frames)} frames at {span} of {part.duration:.1f} s"
+    ending = " (the file ends early: truncated)" if part.truncated else ""
+    return f"{part.source}, {len(part.frames)} frames at {span} of {part.duration:.1f} s{ending}"

@@ -179,3 +179,20 @@ def test_decoding_needs_no_torch(clip):
     env = dict(os.environ)
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert json.loads(output.strip().splitlines()[-1]) == [3, []]
+
+
+def test_a_cut_download_gives_the_frames_that_are_there_and_says_so(tmp_path):
+    """A Matroska file cut in half (its header is at the start, so it still opens): the frames up to the cut,
+    marked truncated, with the length they cover."""
+    whole = make_video(tmp_path / "whole.mkv", seconds=4, fps=10)
+    cut = make_truncated(whole, tmp_path / "cut.mkv", keep=0.5)
+    assert probe_video(cut).duration == pytest.approx(4.0)  # the container still claims the whole length
+    sampled = sample_video(cut, VideoSampling(fps=1))
+    assert sampled.truncated and 1 <= len(sampled.frames) < 4
+    assert decoded_numbers(sampled) == sampled.indices
+    assert sampled.duration < 4.0
+    part = video_part(sampled, [])
+    assert part.truncated and "(the file ends early: truncated)" in video_module.describe(
+        VideoPart(**{**part_to_dict(part), "frames": ["x"] * len(sampled.frames)})
+    )
+    assert not sample_video(whole, VideoSampling(fps=1)).truncated

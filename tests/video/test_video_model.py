@@ -216,3 +216,13 @@ def test_a_missing_num2words_is_one_line(monkeypatch):
         Assistant.from_profile("tiny-smolvlm2").load()
     assert "cannot load model" in str(error.value) and "num2words" in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_truncated_video_is_answered_with_a_note(tmp_path):
+    from tests.video.videos import make_truncated
+
+    cut = make_truncated(make_video(tmp_path / "whole.mkv", seconds=4, fps=10), tmp_path / "cut.mkv", keep=0.5)
+    reply = Assistant.from_profile("tiny-smolvlm2").chat().ask("What happens?", video=cut, max_new_tokens=2)
+    assert reply.status == "ok"
+    assert any(note.startswith("cut.mkv ends early at ") and "(truncated)" in note for note in reply.extra["notes"])
+    assert "cut.mkv ends early" in reply.footer()

@@ -307,13 +307,22 @@ def benchmark(
     include_pipeline: bool = True,
     progress: Any = None,
     quantize: str | None = None,
+    decode_dtypes: tuple[str, ...] = (),
+    hog: int = 0,
+    llama_bench: str | None = None,
+    llama_model: str | None = None,
+    screenshot: bool = True,
 ) -> dict[str, Any]:
+    """The report; `decode_dtypes`, `hog` and `llama_bench` add the decode table (assistant/bench_decode.py)."""
     threads = threads or os.cpu_count() or 1
     say = progress or (lambda message: None)
-    say(f"building / loading {profile} and running our engine ({runs} runs)")
-    ours = run_side("ours", profile, runs, new_tokens, threads, quantize)
+    ours: dict[str, Any] = asdict(SideResult(name="ours (screenshot part skipped)"))
+    if screenshot:
+        say(f"building / loading {profile} and running our engine ({runs} runs)")
+        ours = run_side("ours", profile, runs, new_tokens, threads, quantize)
+    decode = _decode_table(profile, decode_dtypes, hog, llama_bench, llama_model, new_tokens, threads, runs, say)
     pipe = None
-    if include_pipeline:
+    if include_pipeline and screenshot:
         say("running transformers.pipeline on the same model and inputs")
         pipe = run_side("pipeline", profile, runs, new_tokens, threads)
     say("measuring memory read bandwidth")
@@ -334,9 +343,11 @@ def benchmark(
             "torch": torch.__version__,
             "transformers": __import__("transformers").__version__,
         },
-        "settings": {"runs": runs, "new_tokens": new_tokens, "greedy": True, "image": "1920x1080", "quantize": quantize},
+        "settings": {"runs": runs, "new_tokens": new_tokens, "greedy": True, "image": "1920x1080", "quantize": quantize,
+                     "screenshot": screenshot},
         "ours": ours,
         "pipeline": pipe,
+        "decode": decode,
         "memory_bandwidth_gbs": bandwidth,
         "text_model_params": params,
         "decode_bytes_per_token": per_token,
@@ -349,9 +360,36 @@ def benchmark(
             "cached_image_over_turn1": _ratio(ours.get("ttft_cached_image_s"), ours["ttft_turn1_s"]),
             "encoded_ahead_over_turn1": _ratio(ours.get("ttft_encoded_ahead_s"), ours["ttft_turn1_s"]),
             "decode_ours_over_roofline": _ratio(ours["decode_tokens_per_s"], roofline),
+            "decode_int8_over_llama_cpp": _ratio(
+                _decode_rate(decode, "int8"), decode.get("llama_cpp") and decode["llama_cpp"]["idle"]["tokens_per_s"]
+            ),
         },
     }
     return report
+
+
+def _decode_table(
+    profile: str, dtypes: tuple[str, ...], hog: int, llama_bench: str | None, llama_model: str | None,
+    new_tokens: int, threads: int, runs: int, say: Any,
+) -> dict[str, Any]:
+    """Decode by dtype (each in its own process; `runs` replies idle, beside `hog` busy processes, idle again)
+    and llama.cpp's (`runs` repetitions)."""
+    from .bench_decode import decode_side, llama_cpp_decode
+
+    rows = []
+    for dtype in dtypes:
+        say(f"decode {dtype}" + (f" (idle, beside {hog} busy processes, idle)" if hog else ""))
+        rows.append(decode_side(profile, dtype, new_tokens, runs, hog, threads))
+    llama = None
+    if llama_bench and llama_model:
+        depth = max((row["context_tokens"] for row in rows), default=900) or 900
+        say(f"llama.cpp decode ({Path(llama_model).name}, depth {depth})")
+        llama = llama_cpp_decode(llama_bench, llama_model, threads, new_tokens, depth, repetitions=runs, hog=hog)
+    return {"rows": rows, "llama_cpp": llama, "hog_processes": hog}
+
+
+def _decode_rate(decode: dict[str, Any], dtype: str) -> float | None:
+    return next((row["idle_tokens_per_s"] for row in decode["rows"] if row["dtype"] == dtype), None)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -400,7 +438,9 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     for label, key, fmt in rows:
         lines.append(f"| {label:<26} | {cell(ours, key, fmt):>10} | {cell(pipe, key, fmt):>10} |")
-    ratios = report["ratios"]
+    if not report["settings"].get("screenshot", True):
+        lines = lines[:1] + ["(screenshot questions skipped: --no-screenshot)"]
+    ratios = {key: value for key, value in report["ratios"].items() if value is not None}
     lines += [
         "",
         f"memory read bandwidth {report['memory_bandwidth_gbs']:.1f} GB/s; text model "
@@ -408,7 +448,12 @@ def format_table(report: dict[str, Any]) -> str:
         f"-> roofline {report['roofline_tokens_per_s']:.1f} tokens/s",
     ]
     for key, value in ratios.items():
-        lines.append(f"{key:<36} {value if value is not None else '-'}")
+        lines.append(f"{key:<36} {value}")
+    decode = report.get("decode") or {}
+    if decode.get("rows") or decode.get("llama_cpp"):
+        from .bench_decode import format_decode_table
+
+        lines.append(format_decode_table(decode["rows"], decode.get("llama_cpp")))
     return "\n".join(lines)
 
 

@@ -721,7 +721,8 @@ def plugins_list(clear: bool) -> None:
 
 @cli.command()
 @click.option("--profile", "-p", default="bench-smolvlm-256m", show_default=True, help="Profile to measure.")
-@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True, help="Runs per measurement (medians).")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs per measurement (medians); with --decode, replies per phase.")
 @click.option("--new-tokens", type=click.IntRange(2, 4096), default=32, show_default=True, help="Tokens decoded per reply.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="Torch threads (default: all cores).")
 @click.option("--pipeline/--no-pipeline", default=True, help="Also measure transformers.pipeline.")

@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import hf_private
+from .memory import trim_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +368,7 @@ class FastDecodeLoop:
         cache = outputs.past_key_values
         logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32)
         del outputs
+        trim_freed_memory()  # the encoder's and prefill's freed activations: not resident while the reply decodes
         buffers: KVBuffers | None = None
         while True:
             scores = logits_processor(input_ids, logits)

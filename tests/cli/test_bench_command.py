@@ -37,3 +37,50 @@ def test_bench_quantize_int8_decodes_our_side_with_int8(capsys, tmp_path):
     report = json.loads(out_file.read_text())
     assert report["settings"]["quantize"] == "int8" and report["ours"]["decode_tokens_per_s"] > 0
     assert report["pipeline"] is None and "ours decoding int8" in out
+
+
+FAKE_LLAMA_BENCH = '''#!{python}
+"""Stands in for llama.cpp's llama-bench: checks the arguments the benchmark passes, prints its JSON."""
+import json, sys
+args = sys.argv[1:]
+value = lambda flag: args[args.index(flag) + 1]
+assert value("-p") == "0" and value("-o") == "json" and int(value("-d")) > 0 and value("-m").endswith(".gguf")
+print(json.dumps([{{"model_type": "llama 256M Q8_0", "model_size": 1, "n_gen": int(value("-n")),
+                   "n_depth": int(value("-d")), "avg_ts": 10.0, "samples_ts": [9.5, 10.5]}}]))
+'''
+
+
+def test_bench_decode_by_dtype_beside_a_cpu_hog_and_llama_cpp(capsys, tmp_path):
+    import sys
+
+    fake = tmp_path / "llama-bench"
+    fake.write_text(FAKE_LLAMA_BENCH.format(python=sys.executable))
+    fake.chmod(0o755)
+    gguf = tmp_path / "text-q8_0.gguf"
+    gguf.write_bytes(b"GGUF")
+    out_file = tmp_path / "bench.json"
+    code = main(["bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4", "--no-screenshot",
+                 "--decode", "int8", "--hog", "1", "--llama-bench", str(fake), "--llama-model", str(gguf), "--json", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out_file.read_text())
+    (row,) = report["decode"]["rows"]
+    assert row["dtype"] == "int8" and row["context_tokens"] > 800  # as long as the screenshot question
+    assert row["idle_tokens_per_s"] > 0 and row["loaded_tokens_per_s"] > 0 and row["loaded_over_idle"] > 0
+    assert len(row["raw"]["idle_tokens_per_s"]) == 2 and len(row["raw"]["loaded_tokens_per_s"]) == 1  # idle, hog, idle
+    assert row["load_cpu_s"] > 0 and row["peak_rss_mb"] > 0
+    llama = report["decode"]["llama_cpp"]
+    assert llama["idle"]["tokens_per_s"] == 10.0 and llama["loaded"]["tokens_per_s"] == 10.0
+    assert llama["depth"] == row["context_tokens"]
+    assert report["ratios"]["decode_int8_over_llama_cpp"] == round(row["idle_tokens_per_s"] / 10.0, 3)
+    assert report["ours"]["ttft_turn1_s"] == 0 and "screenshot questions skipped" in out
+    assert "| ours int8 @" in out and "| llama.cpp @" in out
+
+
+def test_bench_refuses_an_unknown_dtype_and_a_llama_bench_without_its_model(capsys, tmp_path):
+    assert main(["bench", "--profile", "tiny-smolvlm", "--decode", "float16x"]) == 2
+    assert "unknown --decode dtype 'float16x'" in capsys.readouterr().err
+    fake = tmp_path / "llama-bench"
+    fake.write_text("#!/bin/sh\n")
+    assert main(["bench", "--profile", "tiny-smolvlm", "--llama-bench", str(fake)]) == 2
+    assert "--llama-bench and --llama-model go together" in capsys.readouterr().err

@@ -191,3 +191,29 @@ def test_built_on_first_use_also_after_an_adapter_was_injected():
     decoder = engine.decoder
     wrapped = text_decoder(model).layers[0].self_attn.q_proj
     assert hasattr(wrapped, "base_layer") and wrapped.base_layer.weight.data_ptr() == decoder.layers[0].qkv.data_ptr()
+
+
+def test_freed_prefill_memory_is_trimmed_before_decoding_and_the_reply_is_unchanged(monkeypatch, tmp_path):
+    """The loop hands the encoder's and prefill's freed heap back before its first step (peak RSS, issue 19)."""
+    from assistant.engine import decoding, memory
+
+    image = make_image(tmp_path / "shot.png", (320, 200), "green")
+    plain = _bot("tiny-smolvlm", False)
+    expected = plain.chat().ask("What is in this picture?", images=[image], max_new_tokens=8).text
+    fast = _bot("tiny-smolvlm", True)
+    events: list[str] = []
+    step = decoding.FastDecoder.step
+
+    def trim() -> bool:
+        events.append("trim")
+        return memory.trim_freed_memory()
+
+    def counted_step(self, *args, **kwargs):
+        events.append("step")
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(decoding, "trim_freed_memory", trim)
+    monkeypatch.setattr(decoding.FastDecoder, "step", counted_step)
+    chat = fast.chat()
+    assert chat.ask("What is in this picture?", images=[image], max_new_tokens=8).text == expected
+    assert events[0] == "trim" and events.count("trim") == 1 and events.count("step") == _fast_steps(chat)[-1] > 0

@@ -345,3 +345,25 @@ def describe(part: "VideoPart") -> str:
     span = f"{part.timestamps[0]:.1f}-{part.timestamps[-1]:.1f} s"
     ending = " (the file ends early: truncated)" if part.truncated else ""
     return f"{part.source}, {len(part.frames)} frames at {span} of {part.duration:.1f} s{ending}"
+
+
+def frames_record(part: "VideoPart") -> dict[str, Any]:
+    """What was sampled, for `ask --json`: the file, frame numbers, times, the stream's rate and length."""
+    return {
+        "source": part.source,
+        "frame_indices": list(part.frame_indices),
+        "timestamps": list(part.timestamps),
+        "fps": part.fps,
+        "duration": part.duration,
+        "sample_fps": part.sample_fps,
+        "truncated": part.truncated,
+    }
+
+
+def frames_line(part: "VideoPart", limit: int = 8) -> str:
+    """One line for `ask`'s stats: `clip.mp4: frames 0, 10, 20 at 0.0, 1.0, 2.0 s` (the first `limit`, then a count)."""
+    shown = min(limit, len(part.frame_indices))
+    more = f" … (+{len(part.frame_indices) - shown})" if len(part.frame_indices) > shown else ""
+    numbers = ", ".join(str(index) for index in part.frame_indices[:shown])
+    times = ", ".join(f"{time:.1f}" for time in part.timestamps[:shown])
+    return f"{part.source}: frames {numbers}{more} at {times}{more} s of {part.duration:.1f} s"

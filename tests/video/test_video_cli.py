@@ -33,6 +33,8 @@ def test_ask_about_a_video_then_show_the_chat(capsys, tmp_path):
     assert code == 0, err
     record = json.loads(out)
     assert record["status"] == "ok" and record["profile"] == "tiny-smolvlm2"
+    assert record["videos"] == [{"source": "clip.mp4", "frame_indices": [0, 10], "timestamps": [0.0, 2.0], "fps": 5.0,
+                                 "duration": 4.0, "sample_fps": 0.5, "truncated": False}]
     with Store.open_default() as store:
         conversation = store.get_conversation(record["chat_id"])
     part = conversation.messages[0].videos[0]
@@ -40,6 +42,11 @@ def test_ask_about_a_video_then_show_the_chat(capsys, tmp_path):
     assert conversation.title.endswith("clip.mp4")
     code, out, _ = run(capsys, "chats", "show", str(record["chat_id"]))
     assert code == 0 and "Video: clip.mp4, 2 frames at 0.0-2.0 s of 4.0 s" in out
+    code, out, err = run(capsys, "ask", "--profile", "tiny-smolvlm2", "--video", str(clip), "--max-frames", "10",
+                         "--max-tokens", "2", "evenly?")
+    assert code == 0, err
+    assert "[video clip.mp4: frames 1, 3, 5, 7, 9, 11, 13, 15 … (+2) at 0.2, 0.6, 1.0, 1.4, 1.8, 2.2, 2.6, 3.0 … (+2) s " \
+        "of 4.0 s]" in err
 
 
 @pytest.mark.parametrize(

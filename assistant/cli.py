@@ -296,8 +296,13 @@ def ask(
         if interrupted:
             raise KeyboardInterrupt
         return
+    sent_videos = _sent_videos(chat) if video is not None else []
     if as_json or json_stream:
         record = reply_record(reply, bot.profile)
+        if sent_videos:
+            from .video import frames_record
+
+            record["videos"] = [frames_record(part) for part in sent_videos]  # which frames were sampled
         click.echo(json.dumps({"type": "reply", **record} if json_stream else record, ensure_ascii=False))
     else:
         click.echo()
@@ -305,6 +310,11 @@ def ask(
             remote = bot.backend.capabilities.remote
             where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
             click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
+            if sent_videos:
+                from .video import frames_line
+
+                for part in sent_videos:
+                    click.echo(f"[video {frames_line(part)}]", err=True)
             if reply.grounding is not None and reply.grounding.shapes:
                 click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
     if interrupted:
@@ -361,6 +371,12 @@ def _chat_to_use(bot: Any, chat_ref: str | None, continue_last: bool) -> Any:
     if not chat_ref.strip().isdigit():
         raise AssistantError(f"--chat takes a chat id or `last`, not {chat_ref!r}; `assistant chats list` shows the ids")
     return bot.chat(int(chat_ref))
+
+
+def _sent_videos(chat: Any) -> list[Any]:
+    """The videos of the question just asked (their sampled frames and times)."""
+    question = chat.conversation.last("user")
+    return list(question.videos) if question is not None else []
 
 
 def reply_record(reply: Any, profile: Any) -> dict[str, Any]:

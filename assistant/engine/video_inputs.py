@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 QWEN_REFERENCE_FPS = 2.0
 """Qwen2-VL's processors leave `fps` unset; its reference pipeline (qwen-vl-utils) samples 2 frames a second."""
 FALLBACK_MAX_FRAMES = 32
+VIDEO_MIN_TOKENS = 64
+"""The smallest token budget a Qwen2-VL video is shrunk to, however short the context."""
 
 
 def video_processor(processor: Any) -> Any:
@@ -125,6 +127,10 @@ def video_call(
     }
     if hasattr(video, "cap_pixels_per_frame") and getattr(video, "cap_pixels_per_frame") is None:
         kwargs["cap_pixels_per_frame"] = True  # the reference pipeline's bound on a video's total pixels
+    if hasattr(video, "max_video_tokens"):
+        # Qwen2-VL: frames shrink so that one video takes at most half of this model's context (the processor
+        # reads the budget from itself, not from a call keyword); the class default (128k) when the context is larger.
+        video.max_video_tokens = min(int(type(video).max_video_tokens), max(VIDEO_MIN_TOKENS, loaded.context_limit // 2))
     return kwargs
 
 

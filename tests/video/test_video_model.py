@@ -226,3 +226,22 @@ def test_a_truncated_video_is_answered_with_a_note(tmp_path):
     assert reply.status == "ok"
     assert any(note.startswith("cut.mkv ends early at ") and "(truncated)" in note for note in reply.extra["notes"])
     assert "cut.mkv ends early" in reply.footer()
+
+
+def test_a_qwen2vl_video_is_shrunk_to_half_the_context(clip, tmp_path):
+    """The processor's total-pixel cap (qwen-vl-utils' bound) with the budget set from the profile's context."""
+    import dataclasses
+
+    big = make_video(tmp_path / "big.mp4", seconds=2, fps=4, size=(640, 480))
+    bot = Assistant.from_profile("tiny-qwen2vl")
+    part = bot.load_video(big, max_frames=4)
+    from assistant.conversation import Message, TextPart
+
+    messages = [Message(role="user", parts=[part, TextPart("What happens?")])]
+    wide = build_inputs(bot.engine.loaded, messages, bot.store.open_image)
+    loaded = bot.engine.loaded
+    narrow_profile = dataclasses.replace(loaded.profile, chat=dataclasses.replace(loaded.profile.chat, context_limit=128))
+    narrow_loaded = dataclasses.replace(loaded, profile=narrow_profile, context_limit=128)
+    narrow = build_inputs(narrow_loaded, messages, bot.store.open_image)
+    tokens = lambda inputs: int((inputs.tensors["input_ids"] == loaded.model.config.video_token_id).sum())  # noqa: E731
+    assert tokens(narrow) <= 64 < tokens(wide)  # half of 128

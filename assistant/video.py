@@ -36,6 +36,7 @@ JPEG_QUALITY = 90
 SEEK_AHEAD_S = 2.0
 """A sampled frame further than this after the last decoded one is reached by seeking, not by decoding through."""
 VIDEO_ADVICE = "convert it to an H.264 MP4 (e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4)"
+PLAYS_ADVICE = "check that the file plays, or " + VIDEO_ADVICE
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _open(file: Path, label: str) -> Any:
         raise AssistantError(f"cannot read video {label}: permission denied; check the file's permissions") from None
     except av.error.FFmpegError as error:
         reason = getattr(error, "strerror", None) or str(error)
-        raise _bad_video(label, f"not a video, or truncated or corrupt ({reason})", "check that the file plays, or " + VIDEO_ADVICE) from None
+        raise _bad_video(label, f"not a video, or truncated or corrupt ({reason})", PLAYS_ADVICE) from None
     except OSError as error:
         raise AssistantError(f"cannot read video {label}: {error.strerror or error}; check the path") from None
 
@@ -134,9 +135,8 @@ def _stream_info(container: Any, label: str, source: str) -> tuple[Any, VideoInf
         what = "it has no video stream" + (f" (only {', '.join(sorted(set(others)))})" if others else "")
         raise _bad_video(label, what, "give a file with pictures in it")
     stream = streams[0]
-    if stream.codec_context is None:
-        tag = getattr(stream, "codec_tag", "") or "unknown"
-        raise _bad_video(label, f"its video codec ({tag}) is not supported by this FFmpeg build", VIDEO_ADVICE)
+    if stream.codec_context is None:  # FFmpeg knows no decoder for the stream's codec
+        raise _bad_video(label, "its video codec is not one this FFmpeg build can decode", VIDEO_ADVICE)
     width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     if width <= 0 or height <= 0:
         raise _bad_video(label, f"its video stream claims a size of {width}x{height}")
@@ -144,7 +144,8 @@ def _stream_info(container: Any, label: str, source: str) -> tuple[Any, VideoInf
         limit = MAX_VIDEO_PIXELS / 1_000_000
         raise AssistantError(
             f"video too large: {label} is {width}x{height} ({width * height / 1_000_000:.0f} megapixels a frame), "
-            f"the limit is {limit:.0f} megapixels (8K); downscale it first (e.g. ffmpeg -i IN -vf scale=1920:-2 OUT.mp4)"
+            f"the limit is {limit:.0f} megapixels (8K); downscale it first "
+            "(e.g. ffmpeg -i IN -vf scale=1920:-2 OUT.mp4)"
         )
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
@@ -268,13 +269,13 @@ def _decode_at(
         ended_early = True
         if not found:
             reason = getattr(error, "strerror", None) or str(error)
-            raise _bad_video(label, f"its frames cannot be decoded ({reason})", "check that the file plays, or " + VIDEO_ADVICE) from None
+            raise _bad_video(label, f"its frames cannot be decoded ({reason})", PLAYS_ADVICE) from None
     except (ValueError, MemoryError) as error:
         ended_early = True
         if not found:
             raise _bad_video(label, f"its frames cannot be decoded ({error})") from None
     if not found:
-        raise _bad_video(label, "no frame could be decoded (truncated or corrupt)", "check that the file plays, or " + VIDEO_ADVICE)
+        raise _bad_video(label, "no frame could be decoded (truncated or corrupt)", PLAYS_ADVICE)
     return found, ended_early
 
 

@@ -130,7 +130,8 @@ def video_call(
     if hasattr(video, "max_video_tokens"):
         # Qwen2-VL: frames shrink so that one video takes at most half of this model's context (the processor
         # reads the budget from itself, not from a call keyword); the class default (128k) when the context is larger.
-        video.max_video_tokens = min(int(type(video).max_video_tokens), max(VIDEO_MIN_TOKENS, loaded.context_limit // 2))
+        budget = max(VIDEO_MIN_TOKENS, loaded.context_limit // 2)
+        video.max_video_tokens = min(int(type(video).max_video_tokens), budget)
     return kwargs
 
 
@@ -152,5 +153,6 @@ def flatten_video_frames(tensors: Any, videos: Sequence[VideoPart]) -> Any:
     tensors["pixel_values"] = torch.cat([pixels[row, :count] for row, count in enumerate(counts)]).unsqueeze(0)
     mask = tensors.get("pixel_attention_mask")
     if mask is not None:
-        tensors["pixel_attention_mask"] = torch.cat([mask[row, :count] for row, count in enumerate(counts)]).unsqueeze(0)
+        rows = [mask[row, :count] for row, count in enumerate(counts)]
+        tensors["pixel_attention_mask"] = torch.cat(rows).unsqueeze(0)
     return tensors

@@ -1,19 +1,21 @@
-"""The Textual app: composes the screen and routes messages between its parts; it holds no conversation logic.
+"""The Textual app: starts up, composes the screen from parts that own their behaviour, and routes between them.
 
 Start-up paints first and loads later: nothing here imports torch or transformers; the model loads in a thread
 worker after the first frame, while the user can already type (a message sent early waits and is answered once
 the model is ready). Worker threads reach the UI only through messages (messages.py) or call_from_thread.
 
-Where things live: the conversation's rules in the ChatController (controller.py, no Textual); sending, streaming,
-stop/regenerate/edit in the ChatView (widgets/chatview.py); rate/correct/copy in the ChatLog; attachments in the
-Composer; the chat list and its actions in the Sidebar; the /commands in SlashCommands (slash.py, built-ins in
-builtins.py); what plugins see in AppSlashContext (context.py). The app implements the narrow Protocols those take
+Where things live: the conversation's rules in the ChatController (controller.py, no Textual); the routing between
+the screen's parts in MainView (widgets/mainview.py); sending, streaming, stop/regenerate/edit in the ChatView;
+rate/correct/copy in the ChatLog; attachments in the Composer; the chat list and its actions in the Sidebar; model
+loading and the adapter in the StatusBar; the /commands in SlashCommands (slash.py, built-ins in builtins.py); what
+plugins see in AppSlashContext (context.py). The app implements the narrow Protocols those take
 (builtins.CommandHost, context.ContextHost, palette.PaletteHost); nothing imports this module but the CLI.
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import sys
 import threading
@@ -21,22 +23,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.actions import SkipAction
 from textual.app import App, ComposeResult
-from textual.containers import Horizontal
 from textual.widgets import Footer
 
-from ..api import Assistant, Chat
+from ..api import Assistant
 from ..errors import AssistantError
 from ..paths import user_paths
 from .attachments import Attachments
 from .config import GLOBAL, TuiConfig, load_tui_config
 from .context import AppSlashContext
 from .controller import ChatController
-from .format import context_used
 from .guard import guarded, report
 from .keys import bindings
-from .messages import AdapterChanged, ModelFailed, ModelReady
 from .palette import AssistantCommands, PaletteEntry, palette_entries
 from .screens.dialogs import ErrorDialog
 from .screens.help import HelpScreen
@@ -44,10 +44,9 @@ from .slash import SlashCommands
 from .startup import HEAVY_MODULES, home_relative, record_first_paint, setup_logging, startup_notices
 from .terminal import take_typeahead
 from .widgets.chatlog import Notice
-from .widgets.chatview import ChatView
+from .widgets.mainview import MainView
 from .widgets.prompt import ChipBar, PromptArea
 from .widgets.sidebar import Sidebar
-from .widgets.statusbar import StatusBar
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
@@ -56,13 +55,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _controller_attribute(name: str, doc: str) -> Any:
-    """An app attribute that is the chat controller's (tests and the Protocols read it on the app)."""
+def _part_attribute(part: str, name: str, doc: str) -> Any:
+    """An app attribute that is one of its parts' (the Protocols and the tests read and set it on the app)."""
     return property(
-        lambda self: getattr(self.controller, name),
-        lambda self, value: setattr(self.controller, name, value),
+        lambda self: getattr(getattr(self, part), name),
+        lambda self, value: setattr(getattr(self, part), name, value),
         doc=doc,
     )
+
+
+def _controller_attribute(name: str, doc: str) -> Any:
+    return _part_attribute("controller", name, doc)
+
+
+def _routed(part: str, method: str) -> Any:
+    """A key action of the app (so its binding works wherever the focus is) that runs the owning part's method."""
+
+    async def action(self: Any, *args: Any) -> None:
+        result = getattr(getattr(self, part), method)(*args)
+        if inspect.isawaitable(result):
+            await result
+
+    action.__name__ = action.__qualname__ = method
+    return guarded(action)
 
 
 class AssistantApp(App[None]):
@@ -84,6 +99,9 @@ class AssistantApp(App[None]):
     load_state = _controller_attribute("load_state", "idle, loading, ready or failed.")
     load_error = _controller_attribute("load_error", "Why the model could not load.")
     max_new_tokens = _controller_attribute("max_new_tokens", "--max-tokens for every reply.")
+    current_chat_id = _part_attribute("sidebar", "current_chat_id", "The open chat's id (None: a new chat, saved with "
+                                      "its first message); the sidebar marks it.")
+    agent_mode = _part_attribute("chat_view", "agent_mode", "A question runs the agent (the model may call tools).")
 
     def __init__(
         self,
@@ -122,26 +140,35 @@ class AssistantApp(App[None]):
         self.first_paint_s: float | None = None
         self.heavy_modules_at_first_paint: list[str] = []
         self._stop_plugin_notices: Any = None
-        # The screen's parts, made once and kept (no DOM search each time one is needed).
-        self.sidebar = Sidebar(id="sidebar")
-        self.sidebar.display = False
-        self.chat_view = ChatView(self.controller, self.config, self.image_renderer, id="main")
+        self._early_keys: list[str] | None = []
+        """Printable keys that reached no widget before start-up was done (they follow the typeahead)."""
+        self.main = MainView(self.controller, self.config, self.image_renderer, self.slash, id="main-view")
+        self.main.loads_at_start = autoload
+        # The parts, by the names the Protocols and the tests use (made once: no DOM search each time).
+        self.sidebar = self.main.sidebar
+        self.chat_view = self.main.chat_view
+        self.status = self.main.status
         self.chat_log = self.chat_view.chat_log
         self.composer = self.chat_view.composer
         self.prompt: PromptArea = self.composer.prompt
         self.chips: ChipBar = self.composer.chips
-        self.status = StatusBar(self.controller, id="status")
+        # What the Protocols (builtins.CommandHost, context.ContextHost) ask for, answered by the part that owns it.
+        self.new_chat = self.main.new_chat
+        self.open_chat = self.main.open_chat
+        self.update_status = self.main.update_status
+        self.refresh_sidebar = self.sidebar.refresh_chats
+        self.start_loading = self.status.start_loading
+        self.switch_adapter = self.status.switch_adapter
+        self.send_later = self.chat_view.send_later
+        self.resend_edited = self.chat_view.resend_edited
+        self.set_agent_mode = self.chat_view.set_agent_mode
+        self.attach_image_files = self.composer.attach_image_files
         self.ui_thread = threading.get_ident()
         """The thread the app runs on (set again when it mounts); plugin calls from others are carried over."""
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="body"):
-            yield self.sidebar
-            yield self.chat_view
-        yield self.status
+        yield self.main
         yield Footer()
-
-    # --- the parts, by the names the Protocols and the tests use ------------------------------------------------------
 
     @property
     def attachments(self) -> Attachments:
@@ -162,23 +189,6 @@ class AssistantApp(App[None]):
         return self.sidebar
 
     @property
-    def current_chat_id(self) -> int | None:
-        """The open chat's id (None: a new chat, saved with its first message); the sidebar marks it."""
-        return self.sidebar.current_chat_id
-
-    @current_chat_id.setter
-    def current_chat_id(self, chat_id: int | None) -> None:
-        self.sidebar.current_chat_id = chat_id
-
-    @property
-    def agent_mode(self) -> bool:
-        return self.chat_view.agent_mode
-
-    @agent_mode.setter
-    def agent_mode(self, on: bool) -> None:
-        self.chat_view.agent_mode = on
-
-    @property
     def ui_alive(self) -> bool:
         """False once the app is shutting down (workers may still post messages then: they are dropped)."""
         return self.status.text.is_attached
@@ -186,6 +196,8 @@ class AssistantApp(App[None]):
     # --- start-up --------------------------------------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
+        """The keys, the theme, what is wrong in the config; the store, the profile, the chat asked for; then the
+        first paint (keys typed meanwhile wait for this and then go to the prompt)."""
         self.ui_thread = threading.get_ident()
         self.prompt.focus()
         self.set_keymap(self.config.keys)
@@ -204,10 +216,21 @@ class AssistantApp(App[None]):
         await self.chat_log.reset()
         await self._open_core()
         self.prompt.focus()
-        typed = take_typeahead()  # keys typed before Textual had the terminal
+        typed = take_typeahead() + "".join(self._early_keys or [])  # before Textual had the terminal, then early
+        self._early_keys = None
         if typed:
             self.prompt.insert(typed)
         self.call_after_refresh(self._after_first_paint)
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key typed while the screen was being built reached no widget: it goes to the prompt, in order."""
+        if self.first_paint_s is not None or not (event.is_printable and event.character):
+            return
+        event.stop()
+        if self._early_keys is not None:
+            self._early_keys.append(event.character)
+        else:
+            self.prompt.insert(event.character)
 
     async def _open_core(self) -> None:
         """The store, the assistant (profile only: no model yet) and the chat asked for on the command line."""
@@ -240,6 +263,7 @@ class AssistantApp(App[None]):
             self.heavy_modules_at_first_paint = [name for name in HEAVY_MODULES if name in sys.modules]
             log.info("first paint after %.3f s", self.first_paint_s)
             record_first_paint(self.first_paint_s, self.heavy_modules_at_first_paint)
+            self.main.loads_at_start = False
             for line in startup_notices():  # untested dependency versions, files made private
                 self.notify(line, severity="warning", markup=False, timeout=12)
         self._setup_plugins()
@@ -284,37 +308,7 @@ class AssistantApp(App[None]):
         """Collect the plugins' /commands again (after registering a plugin at run time)."""
         self.slash.reload(self.plugins)
 
-    # --- the model ---------------------------------------------------------------------------------------------------------
-
-    def start_loading(self) -> None:
-        self.status.start_loading()
-
-    @guarded
-    async def on_model_ready(self, event: ModelReady) -> None:
-        """The status bar has marked the model ready: the question that waited for it goes now."""
-        if event.owner is not self.assistant or not self.ui_alive:
-            return
-        self.update_status()
-        self.chat_view.send_pending()
-
-    @guarded
-    async def on_model_failed(self, event: ModelFailed) -> None:
-        if event.owner is not self.assistant or not self.ui_alive:
-            return
-        self.update_status()
-        await self.chat_view.cancel_pending()
-        self.push_screen(
-            ErrorDialog(
-                "The model could not be loaded",
-                event.error,
-                "The app keeps running: switch with /profile NAME, or restart with --profile NAME or --model PATH.",
-            )
-        )
-
-    def update_status(self) -> None:
-        used = context_used(self.chat.conversation.messages) if self.chat is not None else 0
-        loads_now = self.autoload and self.first_paint_s is None
-        self.status.show_session(self.assistant, self.load_state, self.load_error, used, self.agent_mode, loads_now)
+    # --- what the built-in /commands and the palette ask for that no part owns ---------------------------------------
 
     async def switch_profile(self, name: str) -> None:
         if not name:
@@ -336,91 +330,6 @@ class AssistantApp(App[None]):
             self._setup_plugins()
         self.start_loading()
 
-    def switch_adapter(self, argument: str) -> None:
-        self.status.switch_adapter(argument)
-
-    def on_adapter_changed(self, event: AdapterChanged) -> None:
-        self.update_status()  # the status bar has said what happened
-
-    # --- which chat is open ------------------------------------------------------------------------------------------------
-
-    async def new_chat(self, title: str = "") -> None:
-        await self.chat_view.show(None, title)
-        self.chat = None
-        self.current_chat_id = None
-        self.update_status()
-        self.refresh_sidebar()
-        self.prompt.focus()
-
-    async def open_chat(self, chat_id: int) -> None:
-        """Show a saved chat and continue it."""
-        assert self.store is not None
-        conversation = self.store.get_conversation(chat_id)
-        await self.chat_view.show(conversation)
-        self.chat = Chat(self.assistant, conversation) if self.assistant is not None else None
-        self.current_chat_id = chat_id
-        self.update_status()
-        self.refresh_sidebar()
-
-    def refresh_sidebar(self) -> None:
-        self.sidebar.refresh_chats()
-
-    @guarded
-    async def on_sidebar_chat_selected(self, event: Sidebar.ChatSelected) -> None:
-        if event.chat_id != self.current_chat_id:
-            await self.open_chat(event.chat_id)
-        self.prompt.focus()
-
-    def on_sidebar_chat_renamed(self, event: Sidebar.ChatRenamed) -> None:
-        if self.chat is not None and self.chat.id == event.chat_id:
-            self.chat.conversation.title = event.title
-
-    @guarded
-    async def on_sidebar_open_chat_delete_requested(self, event: Sidebar.OpenChatDeleteRequested) -> None:
-        if self.job is not None:
-            self.notify("stop the reply (Esc) before deleting this chat", severity="warning")
-            return
-        await self.new_chat()
-        self.sidebar.remove_chat(event.chat_id)
-
-    # --- routing: the prompt, the chat view's news, the agent's steps ---------------------------------------------------
-
-    @guarded
-    async def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
-        if not await self.slash.submit(event.text):  # the prompt has already cleared itself
-            await self.chat_view.submit(event.text)
-
-    def on_chat_view_chat_started(self, event: ChatView.ChatStarted) -> None:
-        self.current_chat_id = event.chat_id
-        self.refresh_sidebar()
-
-    def on_chat_view_model_wanted(self, event: ChatView.ModelWanted) -> None:
-        self.start_loading()
-
-    def on_chat_view_changed(self, event: ChatView.Changed) -> None:
-        if self.ui_alive:
-            self.update_status()
-            self.refresh_sidebar()
-
-    @guarded
-    async def on_agent_event_posted(self, message: Any) -> None:
-        await self.chat_view.agent_event(message)
-
-    def send_later(self, text: str, extra: dict[str, Any] | None = None) -> None:
-        self.chat_view.send_later(text, extra)
-
-    async def send(self, text: str, extra: dict[str, Any] | None = None) -> bool:
-        return await self.chat_view.send(text, extra)
-
-    def attach_image_files(self, paths: list[Path]) -> None:
-        self.composer.attach_image_files(paths)
-
-    async def resend_edited(self, text: str | None) -> None:
-        await self.chat_view.resend_edited(text)
-
-    def set_agent_mode(self, on: bool) -> None:
-        self.chat_view.set_agent_mode(on)
-
     def palette_entries(self) -> list[PaletteEntry]:
         return palette_entries(self)
 
@@ -429,48 +338,27 @@ class AssistantApp(App[None]):
         self.prompt.set_prompt(text)
         self.prompt.focus()
 
+    @guarded
+    async def on_agent_event_posted(self, message: Any) -> None:
+        """A step of the agent run (its worker posts to the app): the chat pane draws it."""
+        await self.chat_view.agent_event(message)
+
     # --- key actions (bindings are the app's, so they work wherever the focus is) ----------------------------------------
 
     @guarded
     async def action_stop(self) -> None:
-        if await self.chat_view.stop():
-            return
-        if self.focused is not None and self.sidebar in self.focused.ancestors_with_self:
-            self.prompt.focus()
-            return
-        raise SkipAction()
+        if not await self.main.stop():
+            raise SkipAction()
 
-    @guarded
-    async def action_new_chat(self) -> None:
-        await self.new_chat()
-
-    def action_toggle_sidebar(self) -> None:
-        if not self.sidebar.toggle():
-            self.prompt.focus()
-
-    @guarded
-    async def action_regenerate(self) -> None:
-        await self.chat_view.regenerate()
-
-    @guarded
-    async def action_edit_last(self) -> None:
-        await self.chat_view.edit_last()
-
-    @guarded
-    def action_rate(self, value: int) -> None:
-        self.chat_log.rate(value)
-
-    @guarded
-    def action_set_rating(self, value: int) -> None:
-        self.chat_log.set_rating(value)
-
-    @guarded
-    def action_correct(self) -> None:
-        self.chat_log.correct()
-
-    @guarded
-    def action_copy_reply(self) -> None:
-        self.chat_log.copy_reply()
+    action_new_chat = _routed("main", "new_chat")
+    action_toggle_sidebar = _routed("main", "toggle_sidebar")
+    action_regenerate = _routed("chat_view", "regenerate")
+    action_edit_last = _routed("chat_view", "edit_last")
+    action_rate = _routed("chat_log", "rate")
+    """(+1 or -1) the focused or newest finished reply; the same rating again clears it."""
+    action_set_rating = _routed("chat_log", "set_rating")
+    action_correct = _routed("chat_log", "correct")
+    action_copy_reply = _routed("chat_log", "copy_reply")
 
     def action_toggle_agent(self) -> None:
         self.set_agent_mode(not self.agent_mode)

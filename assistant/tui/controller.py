@@ -42,6 +42,22 @@ class GenerationJob:
             self.stream.cancel()
 
 
+@dataclass
+class PendingSend:
+    """A question sent before the model was ready: shown at once (its views), sent when the model has loaded."""
+
+    chat: "Chat"
+    text: str
+    outgoing: "Outgoing"
+    attachments: list[Any]
+    """What the composer gives back if the question is taken back (Esc)."""
+    user: Any
+    reply: Any
+    """The views of the question and of its reply-to-be."""
+    extra: dict[str, Any] | None = None
+    agent: bool = False
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why something cannot be done now: one line for the user, and how loudly to say it."""
@@ -60,8 +76,8 @@ class ChatController:
     assistant: "Assistant | None" = None
     chat: "Chat | None" = None
     job: GenerationJob | None = None
-    pending: Any = None
-    """A question shown before the model was ready, sent when it has loaded (the app's PendingSend)."""
+    pending: PendingSend | None = None
+    """A question shown before the model was ready, sent when it has loaded."""
     agent_run: Any = None
     load_state: str = "idle"
     """idle, loading, ready or failed."""

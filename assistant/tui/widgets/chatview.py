@@ -9,7 +9,6 @@ waits for the model) and `Changed` (the status line and the chat list may need r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
@@ -17,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 
-from ..controller import Refusal
+from ..controller import PendingSend, Refusal
 from ..guard import guard_callback, guarded, report
 from ..messages import ReplyChunk, ReplyDone, ReplyStarted
 from ..screens.dialogs import EditorDialog
@@ -28,25 +27,11 @@ from .history import show_conversation, show_grounding
 if TYPE_CHECKING:
     from ...api import Chat
     from ...conversation import Conversation
-    from ..attachments import Attachment, Outgoing
+    from ..attachments import Outgoing
     from ..config import TuiConfig
     from ..controller import ChatController, GenerationJob
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PendingSend:
-    """A message sent before the model was ready: shown at once, sent when the model has loaded."""
-
-    chat: "Chat"
-    text: str
-    outgoing: "Outgoing"
-    attachments: "list[Attachment]"
-    user: UserMessage
-    reply: AssistantMessage
-    extra: dict[str, Any] | None = None
-    agent: bool = False
 
 
 class ChatView(Vertical):

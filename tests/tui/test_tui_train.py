@@ -63,14 +63,11 @@ def test_train_refuses_when_the_tui_runs_another_model_than_its_profile(tmp_path
     from assistant.errors import AssistantError
     from assistant.plugins import create_plugin_manager
     from assistant.profiles import load_profile
+    from assistant.testing import SlashRecorder
 
-    class Context:
-        profile = load_profile("tiny-smolvlm").with_model(str(tmp_path / "other-model"))
-        plugin_manager = create_plugin_manager(load_entry_points=False)
-
-        def notify(self, message, severity="information"):
-            raise AssertionError(f"nothing starts: {message}")
-
-    train = {c.name: c for c in Context.plugin_manager.collect("register_slash_commands")}["train"]
+    context = SlashRecorder(create_plugin_manager(load_entry_points=False),
+                            profile=load_profile("tiny-smolvlm").with_model(str(tmp_path / "other-model")))
+    train = {c.name: c for c in context.plugin_manager.collect("register_slash_commands")}["train"]
     with pytest.raises(AssistantError, match="but this TUI runs .*other-model.*restart without --model"):
-        train.run(Context(), "--name other")
+        train.run(context, "--name other")
+    assert context.notes == [] and context.progress == []  # nothing started

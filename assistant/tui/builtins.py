@@ -74,17 +74,7 @@ def builtin(name: str) -> Callable[[BuiltinRun], BuiltinRun]:
     return register
 
 
-def _action(name: str, action: str) -> None:
-    """A command that only runs the app action of the same meaning (the key and the palette run it too)."""
-
-    async def run(host: CommandHost, argument: str) -> None:
-        await host.run_action(action)
-
-    run.__name__ = f"cmd_{name}"
-    BUILTINS[name] = run
-
-
-for _name, _act in {
+ACTION_COMMANDS = {
     "clear": "new_chat",
     "regenerate": "regenerate",
     "correct": "correct",
@@ -92,8 +82,21 @@ for _name, _act in {
     "chats": "toggle_sidebar",
     "help": "help",
     "quit": "quit",
-}.items():
-    _action(_name, _act)
+}
+"""Commands that only run the app action of the same meaning (the key and the palette run the same code)."""
+
+
+def _runs_action(action: str) -> BuiltinRun:
+    async def run(host: CommandHost, argument: str) -> None:
+        await host.run_action(action)
+
+    run.__name__ = f"cmd_{action}"
+    return run
+
+
+for name, action in ACTION_COMMANDS.items():
+    BUILTINS[name] = _runs_action(action)
+del name, action
 
 
 @builtin("image")

@@ -76,6 +76,8 @@ class XdotoolInput:
             raise AssistantError("xdotool did not report the pointer position") from None
 
     def move(self, x: int, y: int) -> None:
+        if self.pointer() == (x, y):
+            return  # `mousemove --sync` would wait for a motion that never comes (about 15 s) when already there
         self._run(["mousemove", "--sync", str(x), str(y)])
 
     def click(self, x: int, y: int, button: str = "left", clicks: int = 1) -> None:

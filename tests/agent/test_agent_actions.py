@@ -690,3 +690,15 @@ def test_a_rule_allowed_click_is_refused_when_another_window_is_under_the_target
     result, _ = run_tool(CLICK, {"x": x, "y": y}, ToolContext(chat, allowed_window="Actions test"))
     assert not result.is_error, result.text
     assert app.wait_for(lambda e: e["event"] == "button")["name"] == "OK"
+
+
+def test_acting_where_the_pointer_already_is_does_not_stall(app):
+    """`xdotool mousemove --sync` to the pointer's own position waits for a motion that never comes; a second
+    click at the same point must still arrive (within a driver timeout far below that wait)."""
+    from assistant_plugins.actions.xdotool import XdotoolInput
+
+    driver = XdotoolInput(timeout_s=5.0)
+    x, y = app.centre("ok")
+    driver.click(x, y)
+    driver.click(x, y)  # the pointer is already there
+    assert [app.wait_for(lambda e: e["event"] == "button")["name"] for _ in range(2)] == ["OK", "OK"]

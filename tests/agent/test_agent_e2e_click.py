@@ -7,8 +7,9 @@ says "Done." — so the screenshots, the tool results and the prompt format are 
 then runs the tiny model itself: its click must land on the named button (the app records it), and the stored
 chat must hold the action with both screenshots (before: the one attached to the question; after: the click's).
 
-The user config offers only `click` ([agent] tools): a short system prompt, so the tiny random model learns the
-two replies in a few seconds. One trained adapter is shared by the checks (a module fixture).
+The user config offers only `click` ([agent] tools): a short system prompt. The question comes with a capture
+(`--screenshot`), so the model's first reply is the click itself: no screenshot call to learn first. About 40 s
+on a busy 2-core machine, nearly all of it the 100 training steps (one adapter serves both questions).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from assistant.store import Store
 from test_agent_actions import app  # noqa: F401  (the fixture: the Tk app on monitor 2 of Xvfb)
 from xvfb import requires_xvfb
 
-pytestmark = [pytest.mark.xvfb, requires_xvfb]
+pytestmark = [pytest.mark.xvfb, pytest.mark.slow, requires_xvfb]
 
 BUTTONS = ("OK", "Cancel")
 QUESTION = "press the {} button"

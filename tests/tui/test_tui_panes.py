@@ -117,3 +117,69 @@ async def test_the_status_bar_says_why_there_is_no_model():
         await pilot.pause()
         assert notes == [("error", "no profile is active; switch with /profile NAME")]
         assert controller.load_state == "idle" and not bar.progress.display
+
+
+class ViewHost(App[None]):
+    """Just the chat pane on a scripted model, recording what it tells its parent."""
+
+    def __init__(self, controller: ChatController) -> None:
+        super().__init__()
+        from assistant.tui.config import TuiConfig
+        from assistant.tui.widgets.chatview import ChatView
+
+        self.view = ChatView(controller, TuiConfig(), "halfcell")
+        self.told: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield self.view
+
+    def on_chat_view_chat_started(self, event: Any) -> None:
+        self.told.append(f"started {event.chat_id}")
+
+    def on_chat_view_model_wanted(self, event: Any) -> None:
+        self.told.append("model wanted")
+
+    def on_chat_view_changed(self, event: Any) -> None:
+        self.told.append("changed")
+
+
+@async_test
+async def test_the_chat_view_holds_a_question_until_the_model_is_ready_then_streams_and_regenerates():
+    from assistant.testing import scripted_assistant
+
+    assistant, _backend = scripted_assistant(["A red square.", "A crimson square."])
+    controller = ChatController(assistant=assistant, store=assistant.store)
+    app = ViewHost(controller)
+    async with app.run_test() as pilot:
+        view = app.view
+        await view.submit("what is it?")  # the model is not loaded: the question waits, shown already
+        await pilot.pause()
+        assert controller.pending is not None and [q.text for q in view.chat_log.questions] == ["what is it?"]
+        assert app.told == [f"started {controller.chat.id}", "model wanted"]
+        controller.load_state = "ready"
+        view.send_pending()
+        await wait_for(pilot, lambda: controller.job is None and "changed" in app.told, "the reply")
+        assert [r.text for r in view.chat_log.replies] == ["A red square."]
+        await view.regenerate()
+        await wait_for(pilot, lambda: controller.job is None and app.told.count("changed") == 2, "the new reply")
+        assert [r.text for r in view.chat_log.replies] == ["A crimson square."]
+        stored = assistant.store.get_conversation(controller.chat.id).messages
+        assert [m.text for m in stored] == ["what is it?", "A crimson square."]
+
+
+@async_test
+async def test_esc_takes_a_waiting_question_back_into_the_prompt():
+    from assistant.testing import scripted_assistant
+
+    assistant, _backend = scripted_assistant(["never sent"])
+    controller = ChatController(assistant=assistant, store=assistant.store)
+    app = ViewHost(controller)
+    async with app.run_test() as pilot:
+        view = app.view
+        await view.submit("a question")
+        await pilot.pause()
+        assert await view.stop()
+        await pilot.pause()
+        assert controller.pending is None and view.chat_log.questions == []
+        assert view.composer.prompt.text == "a question"
+        assert not await view.stop()  # nothing runs any more

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Iterator
 
 import pytest

@@ -23,7 +23,8 @@ MAX_DEPTH = 8
 
 _lock = threading.Lock()
 _x11: ctypes.CDLL | None = None
-_handler = None  # keeps the ctypes error callback alive
+_handler = None  # the quiet X error handler, set only while this module queries (mss has its own)
+_handler_keep: list[object] = []
 
 Window = ctypes.c_ulong
 Atom = ctypes.c_ulong
@@ -56,9 +57,11 @@ def _library() -> ctypes.CDLL | None:
     ]
     x11.XFree.argtypes = [ctypes.c_void_p]
     handler_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-    _handler = handler_type(lambda display, event: 0)  # the default handler would exit the process
-    x11.XSetErrorHandler.argtypes = [handler_type]
-    x11.XSetErrorHandler(_handler)
+    quiet = handler_type(lambda display, event: 0)  # Xlib's default handler exits the process
+    _handler_keep.append(quiet)  # a ctypes callback must outlive every call into C that may use it
+    _handler = ctypes.cast(quiet, ctypes.c_void_p)
+    x11.XSetErrorHandler.restype = ctypes.c_void_p
+    x11.XSetErrorHandler.argtypes = [ctypes.c_void_p]
     _x11 = x11
     return x11
 
@@ -93,13 +96,17 @@ def window_at(x: int, y: int, display_name: str | None = None) -> str:
         x11 = _library()
         if x11 is None:
             return ""
-        display = x11.XOpenDisplay(display_name.encode())
-        if not display:
-            return ""
+        previous = x11.XSetErrorHandler(_handler)  # process-wide in Xlib: put the other one back after
         try:
-            return _title_at(x11, display, int(x), int(y))
+            display = x11.XOpenDisplay(display_name.encode())
+            if not display:
+                return ""
+            try:
+                return _title_at(x11, display, int(x), int(y))
+            finally:
+                x11.XCloseDisplay(display)
         finally:
-            x11.XCloseDisplay(display)
+            x11.XSetErrorHandler(previous)
 
 
 def _title_at(x11: ctypes.CDLL, display: int, x: int, y: int) -> str:

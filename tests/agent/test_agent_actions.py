@@ -702,3 +702,23 @@ def test_acting_where_the_pointer_already_is_does_not_stall(app):
     driver.click(x, y)
     driver.click(x, y)  # the pointer is already there
     assert [app.wait_for(lambda e: e["event"] == "button")["name"] for _ in range(2)] == ["OK", "OK"]
+
+
+def test_the_window_lookup_survives_a_vanished_window_and_leaves_the_x_error_handler_as_it_was(app):
+    from assistant_plugins.actions import windows
+
+    assert windows.window_at(*app.centre("ok")) == "Actions test"
+    x11 = windows._library()
+    before = x11.XSetErrorHandler(None)  # read the handler in place (None: Xlib's default)
+    x11.XSetErrorHandler(before)
+    display = x11.XOpenDisplay(os.environ["DISPLAY"].encode())
+    try:  # a window id that does not exist: an X error, swallowed by the quiet handler, not an exit
+        previous = x11.XSetErrorHandler(windows._handler)
+        assert windows._property(x11, display, 0x7FFFFFF, x11.XInternAtom(display, b"WM_NAME", 0)) is None
+        x11.XSetErrorHandler(previous)
+    finally:
+        x11.XCloseDisplay(display)
+    assert windows.window_at(*app.centre("ok")) == "Actions test"
+    after = x11.XSetErrorHandler(None)
+    x11.XSetErrorHandler(after)
+    assert after == before  # mss (the screenshots) keeps its own handler

@@ -264,18 +264,18 @@ def pairs_from_file(path: Path) -> PairSet:
     library = ImageLibrary()
     sink = library_sink(library, path.parent)
     pairs: list[PreferencePair] = []
-    chats = read_file(path, "trl-preference")
+    chats = [chat for chat in read_file(path, "auto") if chat.rejected is not None]  # other lines: SFT data
     for chat in chats:
-        messages = to_messages(chat, sink)
-        assert chat.rejected is not None
-        mark_preferred(messages, chat.rejected, chat.where)
-        conversation = Conversation(messages=messages)
+        conversation = Conversation(messages=to_messages(chat, sink))  # the chosen reply rated up over `rejected`
         for pair in conversation_pairs(conversation):
             pair.source = chat.where
             pair.examples[0].source = pair.examples[1].source = chat.where
             pairs.append(pair)
     if not pairs:
-        raise AssistantError(f"{path} holds no preference pairs; each line needs `prompt`, `chosen` and `rejected`")
+        raise AssistantError(
+            f"{path} holds no preference pairs; a preference line has `prompt`, `chosen` and `rejected` (TRL's "
+            "preference format), or train on it without --method dpo"
+        )
     return PairSet(pairs, library, len(chats), DataSelection(data_file=str(path), data_format="trl-preference"))
 
 

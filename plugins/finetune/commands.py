@@ -293,8 +293,12 @@ def adapters_show(name: str) -> None:
     data = dict(info.data)
     if data:
         selection = DataSelection.from_dict(data.get("selection") or {})
-        click.echo(f"data      {selection.describe()}: {data.get('conversations', 0)} conversations, "
-                   f"{data.get('turns', 0)} turns, {data.get('images', 0)} images, {data.get('tokens', 0)} tokens")
+        if data.get("pairs") is not None:
+            click.echo(f"data      {selection.describe()}: {data['pairs']} preference pairs ({data.get('method')}) "
+                       f"from {data.get('conversations', 0)} chats, {data.get('tokens', 0)} tokens")
+        else:
+            click.echo(f"data      {selection.describe()}: {data.get('conversations', 0)} conversations, "
+                       f"{data.get('turns', 0)} turns, {data.get('images', 0)} images, {data.get('tokens', 0)} tokens")
         click.echo(f"          fingerprint {str(data.get('fingerprint', ''))[:16]}")
         _show_validation(info.path, data, info.metrics)
     if info.hyperparameters:
@@ -314,7 +318,11 @@ def _show_validation(path: Path, data: dict[str, Any], metrics: dict[str, Any]) 
 
     held = data.get("held_out") or {}
     count = held.get("conversations", len(held.get("sources") or []))
-    if held.get("data_file"):
+    preference = metrics.get("reward_accuracy") is not None
+    if preference:
+        where = f"from {held['data_file']}" if held.get("data_file") else f"(split {held.get('split', '?')}, grouped by chat)"
+        click.echo(f"validate  {held.get('pairs', count)} held-out preference pairs {where}")
+    elif held.get("data_file"):
         click.echo(f"validate  {count} conversations from {held['data_file']}")
     elif count:
         click.echo(f"validate  {count} held-out conversations (split {held.get('split', '?')}, grouped by chat)")
@@ -329,7 +337,12 @@ def _show_validation(path: Path, data: dict[str, Any], metrics: dict[str, Any]) 
         if metrics.get("best_step") is not None:
             line += f"; kept the best validation: step {metrics['best_step']}"
         click.echo(line)
-    if metrics.get("eval_loss") is not None:
+    if preference:
+        click.echo(f"          DPO loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))} · "
+                   f"reward accuracy {_pct(metrics.get('reward_accuracy_before'))} -> {_pct(metrics['reward_accuracy'])}"
+                   f" · margin {_fmt(metrics.get('reward_margin_before'), 3)} -> {_fmt(metrics.get('reward_margin'), 3)}"
+                   " (held-out pairs)")
+    elif metrics.get("eval_loss") is not None:
         line = f"          val loss {_fmt(metrics.get('eval_loss_before'))} -> {_fmt(metrics.get('eval_loss'))}"
         if metrics.get("val_accuracy") is not None:
             line += (f" · val accuracy {_pct(metrics.get('val_accuracy_before'))} -> {_pct(metrics['val_accuracy'])}"
@@ -341,7 +354,8 @@ def _show_validation(path: Path, data: dict[str, Any], metrics: dict[str, Any]) 
             f"{item['step']}: {_fmt(item.get('loss'), 3)}"
             + (f"/{item['accuracy']:.0%}" if item.get("accuracy") is not None else "") for item in validations
         )
-        click.echo(f"          step: val loss{'/accuracy' if validations[0].get('accuracy') is not None else ''}"
+        what = "reward accuracy" if preference else "accuracy"
+        click.echo(f"          step: val loss{'/' + what if validations[0].get('accuracy') is not None else ''}"
                    f" — {curve}")
 
 

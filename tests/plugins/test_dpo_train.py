@@ -70,6 +70,11 @@ def test_dpo_adapter_answers_the_chosen_reply(tmp_path: Path, capsys: pytest.Cap
     assert metrics["reward_accuracy"] == 1.0, metrics  # every held-out pair: chosen over rejected
     assert metrics["reward_margin"] > 1.0, metrics  # about 4 (beta 1: log-odds of the pair moved by that much)
     assert 0 <= metrics["base_preferred"] <= 1
+    assert main(["adapters", "show", "prefs"]) == 0
+    shown = capsys.readouterr().out
+    assert "27 preference pairs (dpo) from 27 chats" in shown
+    assert "validate  3 held-out preference pairs (split 0.1, grouped by chat)" in shown
+    assert "reward accuracy 0% -> 100% · margin 0.000 -> " in shown
 
     assert main(["adapters", "eval", "prefs", "--tag", "prefs-test", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -39,6 +39,8 @@ class DecodeResult:
     load_s: float = 0.0
     load_cpu_s: float = 0.0
     context_tokens: int = 0
+    prefill_ttft_s: float = 0.0
+    """TTFT of the text prompt itself (a cold ~900-token prefill, no image)."""
     idle_tokens_per_s: float = 0.0
     idle_cpu_ms_per_token: float = 0.0
     loaded_tokens_per_s: float | None = None
@@ -107,6 +109,7 @@ def run_decode(profile_name: str, dtype: str, new_tokens: int, replies: int, hog
     tokens = len(bot.engine.loaded.tokenizer(long_prompt(600))["input_ids"])
     first = chat.ask(long_prompt(max(10, 600 * CONTEXT_TOKENS // max(1, tokens))))
     result.context_tokens = int(first.prompt_tokens or 0)
+    result.prefill_ttft_s = float(first.ttft_s or 0.0)
     idle_rates, idle_cpu = _reply_rates(chat, replies, new_tokens)
     loaded_rates: list[float] = []
     loaded_cpu: list[float] = []
@@ -174,9 +177,9 @@ def format_decode_table(rows: list[dict[str, Any]], llama: dict[str, Any] | None
     """The decode lines of the report: one per dtype, then llama.cpp's."""
     lines = [
         "",
-        f"| {'decode (same run)':<26} | {'load s (CPU)':>13} | {'tok/s idle':>10} | {'ms CPU/tok':>10} | "
-        f"{'tok/s hog':>9} | {'hog/idle':>8} | {'peak MB':>7} |",
-        f"|{'-' * 28}|{'-' * 15}|{'-' * 12}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 9}|",
+        f"| {'decode (same run)':<26} | {'load s (CPU)':>13} | {'prefill s':>9} | {'tok/s idle':>10} | "
+        f"{'ms CPU/tok':>10} | {'tok/s hog':>9} | {'hog/idle':>8} | {'peak MB':>7} |",
+        f"|{'-' * 28}|{'-' * 15}|{'-' * 11}|{'-' * 12}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 9}|",
     ]
 
     def num(value: Any, fmt: str) -> str:
@@ -186,14 +189,15 @@ def format_decode_table(rows: list[dict[str, Any]], llama: dict[str, Any] | None
         lines.append(
             f"| {'ours ' + row['dtype'] + ' @' + str(row['context_tokens']):<26} | "
             f"{num(row['load_s'], '.2f') + ' (' + num(row['load_cpu_s'], '.2f') + ')':>13} | "
-            f"{num(row['idle_tokens_per_s'], '.1f'):>10} | {num(row['idle_cpu_ms_per_token'], '.1f'):>10} | "
+            f"{num(row.get('prefill_ttft_s'), '.2f'):>9} | {num(row['idle_tokens_per_s'], '.1f'):>10} | {num(row['idle_cpu_ms_per_token'], '.1f'):>10} | "
             f"{num(row.get('loaded_tokens_per_s'), '.1f'):>9} | {num(row.get('loaded_over_idle'), '.2f'):>8} | "
             f"{num(row['peak_rss_mb'], '.0f'):>7} |"
         )
     if llama:
         loaded = llama.get("loaded") or {}
         lines.append(
-            f"| {'llama.cpp @' + str(llama['depth']):<26} | {'-':>13} | {num(llama['idle']['tokens_per_s'], '.1f'):>10} | "
+            f"| {'llama.cpp @' + str(llama['depth']):<26} | {'-':>13} | {'-':>9} | "
+            f"{num(llama['idle']['tokens_per_s'], '.1f'):>10} | "
             f"{'-':>10} | {num(loaded.get('tokens_per_s'), '.1f'):>9} | {num(llama.get('loaded_over_idle'), '.2f'):>8} | "
             f"{'-':>7} |"
         )

@@ -338,7 +338,8 @@ def tools_list(as_json: bool) -> None:
     """Every tool with its confirmation policy and the JSON schema of its arguments.
 
     The user config's [agent] table may hold `tools = ["screenshot", ...]` (offer only these to the model) and
-    `always_allow = [...]` (tools that run without asking; written when you answer "always").
+    `always_allow = [...]` (tools that run without asking; written when you answer "always"). Desktop pointer
+    actions are always allowed per application window only (`assistant tools allowed` lists those rules).
     """
     from assistant.agent import available_tools, configured_tool_names, tool_specs
     from assistant.permissions import ASK_EVERY_TIME, PER_WINDOW, Permissions, confirmation_reason, read_window_rules

@@ -140,6 +140,15 @@ class ChatController:
         else:
             done(None)
 
+    def loaded(self, owner: Any, error: str | None) -> bool:
+        """The load of `owner`'s model ended (`error` None: it is ready). False, and nothing changes, when `owner` is
+        an assistant switched away from meanwhile."""
+        if owner is not self.assistant:
+            return False
+        self.load_state = "failed" if error else "ready"
+        self.load_error = error
+        return True
+
     # --- what a reply streams from ---------------------------------------------------------------------------------
 
     def asker(self, chat: "Chat", text: str, outgoing: "Outgoing", extra: dict[str, Any] | None = None) -> Callable[[], "ReplyStream"]:
@@ -148,8 +157,10 @@ class ChatController:
         if outgoing.context_text:
             extra["attached"] = outgoing.sources
         max_new_tokens = self.max_new_tokens
+        video = outgoing.videos[0] if outgoing.videos else None
         return lambda: chat.stream(
-            text, outgoing.images, max_new_tokens=max_new_tokens, context_text=outgoing.context_text, extra=extra or None
+            text, outgoing.images, max_new_tokens=max_new_tokens, context_text=outgoing.context_text, extra=extra or None,
+            video=video,
         )
 
     def regenerator(self) -> "Callable[[], ReplyStream] | Refusal":

@@ -124,3 +124,40 @@ def test_rating_toggles_and_corrections_are_saved():
     controller.chat = None
     assert controller.rate(reply, 1) == 1
     assert controller.store.get_conversation(chat.id).messages[-1].rating == 1
+
+
+def test_a_finished_load_counts_only_for_the_current_assistant_and_a_switch_keeps_the_chat():
+    controller = ready(["one"])
+    old = controller.assistant
+    chat, _ = controller.ensure_chat("kept")
+    newer, _backend = scripted_assistant(["two"])
+    controller.use_assistant(newer)
+    assert controller.load_state == "idle" and controller.chat.assistant is newer
+    assert controller.chat.conversation is chat.conversation
+    assert not controller.loaded(old, "the old model failed")  # switched away: nothing changes
+    assert controller.load_state == "idle" and controller.load_error is None
+    assert controller.loaded(newer, "out of memory; close other programs")
+    assert (controller.load_state, controller.load_error) == ("failed", "out of memory; close other programs")
+    assert controller.loaded(newer, None) and (controller.load_state, controller.load_error) == ("ready", None)
+
+
+def test_loading_reports_progress_then_one_outcome():
+    class Loads:
+        def __init__(self, error: Exception | None) -> None:
+            self.error = error
+
+        def load(self, progress) -> None:
+            progress("reading weights", 0.5)
+            if self.error is not None:
+                raise self.error
+
+    from assistant.errors import AssistantError
+
+    for error, outcome in ((None, None), (AssistantError("no such model; check [model] id"), "no such model; check [model] id")):
+        steps: list[tuple[str, float | None]] = []
+        done: list[str | None] = []
+        ChatController.load(Loads(error), lambda text, fraction: steps.append((text, fraction)), done.append)
+        assert steps == [("reading weights", 0.5)] and done == [outcome]
+    done = []
+    ChatController.load(Loads(KeyError("bug")), lambda *_: None, done.append)
+    assert len(done) == 1 and done[0].startswith("loading the model failed (KeyError: 'bug'); details are in ")

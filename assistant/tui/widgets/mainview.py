@@ -145,18 +145,18 @@ class MainView(Vertical):
             self.update_status()
             self.sidebar.refresh_chats()
 
-    # --- the model (the status bar has handled these first) -----------------------------------------------------------------
+    # --- the model (loaded by the status bar) --------------------------------------------------------------------------------
 
     @guarded
     async def on_model_ready(self, event: ModelReady) -> None:
-        if event.owner is not self.controller.assistant or not self.alive:
+        if not self.alive or not self.controller.loaded(event.owner, None):
             return
         self.update_status()
         self.chat_view.send_pending()
 
     @guarded
     async def on_model_failed(self, event: ModelFailed) -> None:
-        if event.owner is not self.controller.assistant or not self.alive:
+        if not self.alive or not self.controller.loaded(event.owner, event.error):
             return
         self.update_status()
         await self.chat_view.cancel_pending()

@@ -2,8 +2,8 @@
 line with profile, model, device, adapter, context use and mode.
 
 It owns those two slow jobs because it is where their progress shows; the state itself is the ChatController's
-(`load_state`, `assistant`). Its workers post LoadProgress, ModelReady, ModelFailed and AdapterChanged: it handles them
-first (progress, state) and lets them bubble on to the app (send the waiting question, say why loading failed).
+(`load_state`, `assistant`). Its workers post LoadProgress (handled here), ModelReady, ModelFailed and AdapterChanged
+(said here, then bubbling on: MainView records the outcome, redraws the line, sends the waiting question).
 """
 
 from __future__ import annotations
@@ -110,15 +110,6 @@ class StatusBar(Horizontal):
         event.stop()
         if self._current(event.owner) and self.controller.load_state == "loading":  # type: ignore[union-attr]
             self.loading(f"{event.owner.profile.name} │ {event.text}", event.fraction)
-
-    def on_model_ready(self, event: ModelReady) -> None:
-        if self._current(event.owner):
-            self.controller.load_state = "ready"  # type: ignore[union-attr]
-
-    def on_model_failed(self, event: ModelFailed) -> None:
-        if self._current(event.owner):
-            self.controller.load_state = "failed"  # type: ignore[union-attr]
-            self.controller.load_error = event.error  # type: ignore[union-attr]
 
     # --- switching the adapter ----------------------------------------------------------------------------------------
 

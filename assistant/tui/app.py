@@ -163,6 +163,8 @@ class AssistantApp(App[None]):
         self.resend_edited = self.chat_view.resend_edited
         self.set_agent_mode = self.chat_view.set_agent_mode
         self.attach_image_files = self.composer.attach_image_files
+        self.attach_video_files = self.composer.attach_video_files
+        self.composer.load_video = lambda path: self.controller.assistant.load_video(path)  # type: ignore[union-attr]
         self.ui_thread = threading.get_ident()
         """The thread the app runs on (set again when it mounts); plugin calls from others are carried over."""
 

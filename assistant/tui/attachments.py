@@ -13,12 +13,14 @@ class Attachment:
     """One chip: an image (ready to store), a block of text (e.g. a PDF's text layer), or a document whose
     pages are chosen by the question when it is sent (`choose(question)` -> assistant.documents.DocumentContext)."""
 
-    kind: Literal["image", "text", "document"]
+    kind: Literal["image", "text", "document", "video"]
     number: int
     source: str
     image: LoadedImage | None = None
     text: str = ""
     choose: Callable[[str], Any] | None = None
+    video: Any = None
+    """A video's stored frames (conversation.VideoPart), for kind "video"."""
 
     @property
     def label(self) -> str:
@@ -27,6 +29,10 @@ class Attachment:
             return f"[Image #{self.number} {self.source} {self.image.width}x{self.image.height}]"
         if self.kind == "document":
             return f"[Document #{self.number} {self.source}: pages chosen by your question]"
+        if self.kind == "video":
+            from ..video import describe
+
+            return f"[Video #{self.number} {describe(self.video)}]"
         return f"[Text #{self.number} {self.source} {len(self.text):,} chars]"
 
 
@@ -37,6 +43,8 @@ class Outgoing:
     images: list[LoadedImage] = field(default_factory=list)
     context_text: str = ""
     sources: list[str] = field(default_factory=list)
+    videos: list[Any] = field(default_factory=list)
+    """Stored videos (conversation.VideoPart) to ask about: at most one a message."""
 
 
 @dataclass
@@ -44,13 +52,17 @@ class Attachments:
     """The pending chips, in order. Numbers count per kind and restart after each message."""
 
     items: list[Attachment] = field(default_factory=list)
-    _next: dict[str, int] = field(default_factory=lambda: {"image": 1, "text": 1, "document": 1})
+    _next: dict[str, int] = field(default_factory=lambda: {"image": 1, "text": 1, "document": 1, "video": 1})
 
     def add_image(self, image: LoadedImage) -> Attachment:
         return self._add(Attachment("image", self._take_number("image"), image.source, image=image))
 
     def add_text(self, text: str, source: str) -> Attachment:
         return self._add(Attachment("text", self._take_number("text"), source, text=text))
+
+    def add_video(self, part: Any) -> Attachment:
+        """A video whose frames are sampled and stored (`part`: conversation.VideoPart)."""
+        return self._add(Attachment("video", self._take_number("video"), part.source, video=part))
 
     def add_document(self, source: str, choose: Callable[[str], Any]) -> Attachment:
         return self._add(Attachment("document", self._take_number("document"), source, choose=choose))
@@ -73,6 +85,7 @@ class Attachments:
         else:
             context = "\n\n".join(f"[{item.source}]\n{item.text}" for item in texts)
         outgoing = Outgoing(images=images, context_text=context, sources=[item.source for item in self.items])
+        outgoing.videos = [item.video for item in self.items if item.kind == "video"]
         self.clear()
         return outgoing
 

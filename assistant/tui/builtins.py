@@ -49,6 +49,8 @@ class CommandHost(Protocol):
 
     def attach_image_files(self, paths: list[Path]) -> None: ...
 
+    def attach_video_files(self, paths: list[Path]) -> None: ...
+
     async def new_chat(self, title: str = "") -> None: ...
 
     async def switch_profile(self, name: str) -> None:
@@ -99,15 +101,29 @@ for name, action in ACTION_COMMANDS.items():
 del name, action
 
 
-@builtin("image")
-def cmd_image(host: CommandHost, argument: str) -> None:
+def _file_argument(host: CommandHost, command: str, argument: str) -> Path | None:
+    """The file a /command names (quotes around it dropped), or None after saying the usage."""
     if not argument:
-        host.notify("usage: /image PATH (Tab completes the path)", severity="warning")
-        return
+        host.notify(f"usage: /{command} PATH (Tab completes the path)", severity="warning")
+        return None
     path = argument.strip()
     if len(path) >= 2 and path[0] == path[-1] and path[0] in "\"'":
         path = path[1:-1]
-    host.attach_image_files([Path(path).expanduser()])
+    return Path(path).expanduser()
+
+
+@builtin("image")
+def cmd_image(host: CommandHost, argument: str) -> None:
+    path = _file_argument(host, "image", argument)
+    if path is not None:
+        host.attach_image_files([path])
+
+
+@builtin("video")
+def cmd_video(host: CommandHost, argument: str) -> None:
+    path = _file_argument(host, "video", argument)
+    if path is not None:
+        host.attach_video_files([path])
 
 
 @builtin("new")

@@ -37,6 +37,7 @@ class CommandInfo:
 
 BUILTIN_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("image", "PATH", "Attach an image file", complete="image"),
+    CommandInfo("video", "PATH", "Attach a video file", complete="path"),
     CommandInfo("new", "[TITLE]", "New chat (this one stays saved)"),
     CommandInfo("clear", "", "Fresh context: a new chat"),
     CommandInfo("profile", "NAME", "Switch profile (loads its model)", complete="profile"),

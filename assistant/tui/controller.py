@@ -157,8 +157,10 @@ class ChatController:
         if outgoing.context_text:
             extra["attached"] = outgoing.sources
         max_new_tokens = self.max_new_tokens
+        video = outgoing.videos[0] if outgoing.videos else None
         return lambda: chat.stream(
-            text, outgoing.images, max_new_tokens=max_new_tokens, context_text=outgoing.context_text, extra=extra or None
+            text, outgoing.images, max_new_tokens=max_new_tokens, context_text=outgoing.context_text, extra=extra or None,
+            video=video,
         )
 
     def regenerator(self) -> "Callable[[], ReplyStream] | Refusal":

@@ -185,7 +185,7 @@ class ChatView(Vertical):
         user = UserMessage(
             text,
             images=[(image.image, f"{image.source} {image.width}x{image.height}") for image in outgoing.images],
-            attached=[item.label for item in items if item.kind == "text"],
+            attached=[item.label for item in items if item.kind in ("text", "video")],
             renderer=self.image_renderer,
         )
         reply = self.new_reply_widget()
@@ -252,6 +252,9 @@ class ChatView(Vertical):
         store = self.controller.store
         assert store is not None
         reply.waiting("thinking…")
+        if outgoing.videos:
+            self.notify("agent mode does not take videos yet: the video was left out (/agent off to ask about it)",
+                        severity="warning", markup=False)
         extra = dict(extra or {})
         if outgoing.context_text:
             extra["attached"] = outgoing.sources

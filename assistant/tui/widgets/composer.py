@@ -94,6 +94,8 @@ class Composer(Vertical):
         for item in items:
             if item.image is not None:
                 self._add_chip(self.attachments.add_image(item.image))
+            elif item.video is not None:
+                self._add_chip(self.attachments.add_video(item.video))
             else:
                 self._add_chip(self.attachments.add_text(item.text, item.source))
 
@@ -144,6 +146,45 @@ class Composer(Vertical):
         if self._image_loads == 0 and self._held_question is not None and self.is_attached:
             question, self._held_question = self._held_question, None
             self._send(question)
+
+    # --- videos --------------------------------------------------------------------------------------------
+
+    load_video: "Callable[[Path], Any] | None" = None
+    """Samples a video file's frames and stores them (the app sets it to its Assistant's `load_video`)."""
+
+    def attach_video_files(self, paths: list[Path]) -> None:
+        """Sample and store video files' frames off the UI thread (the model loads first: its video processor says
+        how); each becomes a chip. A question sent meanwhile waits for it, as for images."""
+        self._image_loads += 1
+        self._load_videos(paths)
+
+    @work(thread=True, group="attach", exit_on_error=False)
+    def _load_videos(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                if self.load_video is None:
+                    raise AssistantError("videos cannot be attached before the profile is open; try again")
+                part = self.load_video(path)
+            except AssistantError as error:
+                self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
+                continue
+            except Exception as error:  # noqa: BLE001
+                log.exception("reading the video %s failed", path)
+                self.app.call_from_thread(
+                    self.notify, f"cannot attach {path}: {type(error).__name__}: {error}", severity="error", markup=False
+                )
+                continue
+            self.app.call_from_thread(self._add_video_chip, part)
+        self.post_message(ImagesDone())
+
+    @guarded
+    def _add_video_chip(self, part: Any) -> None:
+        if not self.is_attached:
+            return
+        if any(item.kind == "video" for item in self.attachments.items):
+            self.notify("one video a question: remove the other video's chip first", severity="warning", markup=False)
+            return
+        self._add_chip(self.attachments.add_video(part))
 
     @guarded
     def attach_pil_image(self, image: "Image", source: str) -> None:

@@ -36,7 +36,7 @@ async def show_conversation(
     results: list[tuple[Any, Any]] = []
     for index, message in enumerate(conversation.messages):
         if message.role == "user":
-            images = thumbs(store, message.images)
+            images = thumbs(store, message.images) + video_thumbs(store, message.videos)
             widgets.append(UserMessage(message.text, images, renderer=renderer, message_id=message.id))
         elif message.role == "assistant":
             reply = AssistantMessage(message, timings=timings, renderer=renderer)
@@ -58,6 +58,20 @@ async def show_conversation(
     for reply, message in grounded:
         show_stored_grounding(reply, message, store)
     chat_log.scroll_end(animate=False)
+
+
+def video_thumbs(store: "Store", videos: list[Any]) -> list[tuple[Path, str]]:
+    """A stored video as its first frame, captioned with what was sampled (`clip.mp4, 8 frames at 0.0-7.0 s ...`)."""
+    from ...video import describe
+
+    shown = []
+    for video in videos:
+        try:
+            if video.frames:
+                shown.append((store.image_path(video.frames[0]), describe(video)))
+        except AssistantError:
+            continue
+    return shown
 
 
 def thumbs(store: "Store", parts: list[Any]) -> list[tuple[Path, str]]:

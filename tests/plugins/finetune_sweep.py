@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -76,15 +77,15 @@ def held_out_accuracy(name: str | None, test_file: Path) -> float | None:
     return validate(0, loaded.model, loaded, encoder, dataset.examples, 4).accuracy
 
 
-def run(task: str, setting: str, folder: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+def run(task: str, setting: str, folder: Path, overrides: dict[str, Any], train_size: int = TRAIN_SIZE) -> dict[str, Any]:
     from assistant.adapters import adapter_dir, read_meta
     from assistant_plugins.finetune.dataset import DataSelection
     from assistant_plugins.finetune.trainer import TrainConfig, train_adapter
 
     spec = TASKS[task]
-    train_file = write_task_dataset(folder, f"{task}-train", spec, TRAIN_SIZE // len(spec.answers), seed=11)
+    train_file = write_task_dataset(folder, f"{task}-train{train_size}", spec, train_size // len(spec.answers), seed=11)
     test_file = write_task_dataset(folder, f"{task}-test", spec, TEST_SIZE // len(spec.answers), seed=12)
-    name = f"sweep-{task}-{setting}"
+    name = f"sweep-{task}-{setting}" + (f"-n{train_size}" if train_size != TRAIN_SIZE else "")
     values = dict(FAST, **SETTINGS[setting])
     values.update(overrides)
     config = TrainConfig(name=name, profile="tiny-smolvlm", selection=DataSelection(data_file=str(train_file)),
@@ -96,12 +97,44 @@ def run(task: str, setting: str, folder: Path, overrides: dict[str, Any]) -> dic
     metrics = result.metrics
     curve = [(item["step"], item["accuracy"]) for item in (read_meta(adapter_dir(name)) or {}).get("validations", [])]
     return {
-        "task": task, "setting": setting, "settings": values, "chance": round(1 / len(spec.answers), 3),
+        "task": task, "setting": setting, "settings": values, "train_size": train_size, "chance": round(1 / len(spec.answers), 3),
         "base_accuracy": held_out_accuracy(None, test_file), "accuracy": held_out_accuracy(name, test_file),
         "steps": metrics.get("steps"), "planned_steps": metrics.get("planned_steps"),
         "best_step": metrics.get("best_step"), "train_s": round(seconds, 1),
         "val_accuracy": metrics.get("val_accuracy"), "val_curve": curve,
     }
+
+
+def pad_training_images(seed: int = 0, max_pad: float = 0.15) -> None:
+    """The augmentation experiment of docs/finetuning.md (not adopted): while the model trains, every image the
+    encoder opens gets 0-15% of its width/height added on each side, repeating its edge pixels (a small shift and
+    zoom that keeps every pixel: the count, colours and left/right stay as they were). Validation is untouched."""
+    import numpy as np
+    from PIL import Image
+
+    from assistant_plugins.finetune import collate
+
+    encode = collate.Encoder.encode
+    rng = random.Random(seed)
+
+    def pad(image: Any) -> Any:
+        width, height = image.size
+        left, right = (rng.randint(0, int(width * max_pad)) for _ in range(2))
+        top, bottom = (rng.randint(0, int(height * max_pad)) for _ in range(2))
+        pixels = np.pad(np.asarray(image.convert("RGB")), ((top, bottom), (left, right), (0, 0)), mode="edge")
+        return Image.fromarray(pixels)
+
+    def augmented(self: Any, examples: Any) -> Any:
+        if not self.loaded.model.training:
+            return encode(self, examples)
+        opener = self.open_image
+        self.open_image = lambda part: pad(opener(part))
+        try:
+            return encode(self, examples)
+        finally:
+            self.open_image = opener
+
+    collate.Encoder.encode = augmented  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -112,6 +145,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("sweep-data"), help="Where the task files are written.")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a TrainConfig field for every run (e.g. --set eval_split=0.2).")
+    parser.add_argument("--train-size", type=int, default=TRAIN_SIZE, help="Examples in each training file.")
+    parser.add_argument("--pad-images", action="store_true",
+                        help="Augment training images by edge padding (pad_training_images; not a default).")
     args = parser.parse_args()
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     # Import the whole plugin now: edits to its files while the sweep runs do not mix into later runs.
@@ -121,9 +157,14 @@ def main() -> None:
     import assistant_plugins.finetune.modeling  # noqa: F401
     import assistant_plugins.finetune.trainer  # noqa: F401
 
+    if args.pad_images:
+        pad_training_images()
+
     for setting in args.settings:
         for task in args.tasks:
-            row = run(task, setting, args.data, overrides)
+            row = run(task, setting, args.data, overrides, args.train_size)
+            if args.pad_images:
+                row["pad_images"] = True
             with args.out.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

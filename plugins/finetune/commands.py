@@ -183,7 +183,7 @@ class ProgressPrinter:
 @click.option("--eval-every", type=click.IntRange(1), default=None,
               help="Steps between validations (default: about ten a run).")
 @click.option("--patience", type=click.IntRange(0), default=None,
-              help="Stop after this many validations without improvement (default 3; 0: never stop early).")
+              help="Stop after this many validations without improvement (default 5; 0: never stop early).")
 @click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=None,
               help="Learning-rate decay after the warm-up (default linear).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints (default 50).")

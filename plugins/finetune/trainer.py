@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_split": 0.2,
     "val_data": None,
     "eval_every": 0,
-    "patience": 3,
+    "patience": 5,
     "schedule": "linear",
     "checkpoint_every": 50,
     "warmup_ratio": 0.05,
@@ -73,9 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "beta": 0.1,
 }
 """epochs 0: from the data size (auto_epochs); eval_every 0: about EVALUATIONS evaluations per run."""
-TARGET_SAMPLES = 800
+TARGET_SAMPLES = 1200
 """Without --epochs, enough epochs for about this many training examples seen (early stopping ends sooner)."""
-MIN_EPOCHS, MAX_EPOCHS = 3, 20
+MIN_EPOCHS, MAX_EPOCHS = 3, 30
 EVALUATIONS = 10
 """Validations per run when --eval-every is not given."""
 SCHEDULES = ("linear", "cosine")

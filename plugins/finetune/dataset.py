@@ -34,6 +34,7 @@ MISSING_IMAGE = "an image is missing from the store"
 EMPTY_REPLY = "only empty or unfinished replies"
 TOO_LONG = "more tokens than the model's context"
 NOTHING_LEARNED = "replies the chat template cannot separate from the prompt"
+VIDEO = "a video (training on videos is not supported yet)"
 
 
 @dataclass
@@ -118,6 +119,10 @@ class DatasetStats:
                 f"skipped {count} chat{'s' if count != 1 else ''} whose image is missing from the store "
                 "(deleted outside the assistant)"
             )
+        if self.skipped.get(VIDEO):
+            count = self.skipped[VIDEO]
+            lines.append(f"{count} chat{'s' if count != 1 else ''} with videos skipped: training on videos is not "
+                         "supported yet")
         for reason in (TOO_LONG, NOTHING_LEARNED):
             if self.skipped.get(reason):
                 lines.append(f"skipped {self.skipped[reason]} chat{'s' if self.skipped[reason] != 1 else ''}: {reason}")
@@ -252,6 +257,12 @@ def conversation_example(
         for reason, count in excluded.items():
             stats.exclude(reason, count)
     return Example(kept, targets, f"chat {conversation.id}", conversation.id), ""
+
+
+def has_video(conversation: Conversation) -> bool:
+    """Whether a chat holds a video: the trainer cannot feed video frames to the processor yet, so it is skipped
+    (counted, with a warning) rather than trained with the video's placeholder and no frames."""
+    return any(message.videos for message in conversation.messages)
 
 
 def example_images(example: Example) -> list[ImagePart]:
@@ -396,6 +407,9 @@ def build_dataset(store: "Store", selection: DataSelection, plugins: Any = None)
     conversations = _selected_conversations(store, selection)
     for conversation in conversations:
         stats.chats_seen += 1
+        if has_video(conversation):
+            stats.skip(VIDEO)
+            continue
         custom = examples_from_hooks(plugins, conversation, images)
         if custom is not None:
             candidates = custom

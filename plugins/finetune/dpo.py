@@ -22,7 +22,7 @@ from assistant.adapters import BaseModelRef, new_meta, read_meta, write_meta
 from assistant.errors import AssistantError
 from assistant.hooktypes import TrainProgress, TrainResult
 
-from .dataset import TOO_LONG, DataSelection, build_dataset, split_examples
+from .dataset import TOO_LONG, VIDEO, DataSelection, build_dataset, split_examples
 from .pairs import PairSet, PreferencePair, describe_pairs, pairs_from_file, pairs_from_store, split_pairs
 from .trainer import Objective, TrainSettings, _data_section, _finish, _loop, _measure, _peft_model, _Run
 
@@ -55,8 +55,13 @@ class PairStats:
         return line + (f", {self.tokens} tokens" if self.tokens else "")
 
     def warnings(self) -> list[str]:
-        return [f"skipped {count} pair{'s' if count != 1 else ''}: {reason}" for reason, count in
-                sorted(self.skipped.items())]
+        lines = []
+        if self.skipped.get(VIDEO):
+            count = self.skipped[VIDEO]
+            lines.append(f"{count} chat{'s' if count != 1 else ''} with videos skipped: training on videos is not "
+                         "supported yet")
+        return lines + [f"skipped {count} pair{'s' if count != 1 else ''}: {reason}" for reason, count in
+                        sorted(self.skipped.items()) if reason != VIDEO]
 
 
 def _group(pair: PreferencePair) -> Any:
@@ -211,7 +216,7 @@ def train_with_preferences(
     with translate_out_of_memory(settings.batch_size, settings.four_bit, saved is not None):
         loaded = load_for_training(profile, settings.four_bit, lambda message: report(TrainProgress("loading", message)))
     encoder = Encoder(loaded, pair_set.images.open, system_prompt)
-    stats = PairStats()
+    stats = PairStats(skipped=dict(pair_set.skipped))
     train_pairs = _measure_pairs(encoder, train_pairs, stats, loaded.context_limit)
     held_pairs = _measure_pairs(encoder, held_pairs, stats, loaded.context_limit)
     if not train_pairs:

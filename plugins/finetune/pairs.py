@@ -23,7 +23,7 @@ from assistant.api import REJECTED_KEY
 from assistant.conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart, ToolCallPart
 from assistant.errors import AssistantError
 
-from .dataset import DataSelection, Example, ImageLibrary, _selected_conversations, fingerprint_examples
+from .dataset import DataSelection, Example, ImageLibrary, _selected_conversations, fingerprint_examples, has_video
 
 if TYPE_CHECKING:
     from assistant.store import Store
@@ -65,6 +65,8 @@ class PairSet:
     images: ImageLibrary
     chats_seen: int = 0
     selection: DataSelection | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Pairs (or chats, for videos) left out, by reason (dataset.py's reasons)."""
 
     def fingerprint(self, system_prompt: str = "") -> str:
         """sha256 of everything DPO reads (what `--resume` checks): both sides of every pair."""
@@ -143,9 +145,14 @@ def pairs_from_store(store: "Store", selection: DataSelection) -> PairSet:
     """The preference pairs of the selected chats; an error that says how to make some when there are none."""
     images = ImageLibrary(store)
     pairs: list[PreferencePair] = []
+    from .dataset import MISSING_IMAGE, VIDEO
+
     conversations = _selected_conversations(store, selection)
-    missing = 0
+    missing = videos = 0
     for conversation in conversations:
+        if has_video(conversation):
+            videos += 1
+            continue
         for pair in conversation_pairs(conversation):
             if not all(images.has(part) for part in pair.images):
                 missing += 1
@@ -153,11 +160,14 @@ def pairs_from_store(store: "Store", selection: DataSelection) -> PairSet:
             pairs.append(pair)
     if not pairs:
         where = f" in the {len(conversations)} selected chat{'s' if len(conversations) != 1 else ''}"
-        extra = f" ({missing} skipped: an image is missing from the store)" if missing else ""
+        notes = ([f"{missing} skipped: an image is missing from the store"] if missing else []) + (
+            [f"{videos} chat{'s' if videos != 1 else ''} with videos skipped"] if videos else [])
+        extra = f" ({'; '.join(notes)})" if notes else ""
         raise AssistantError(
             f"{NO_PAIRS}{where}{extra}; or import a TRL preference file with `assistant chats import FILE.jsonl`"
         )
-    return PairSet(pairs, images, len(conversations), selection)
+    skipped = {reason: count for reason, count in ((MISSING_IMAGE, missing), (VIDEO, videos)) if count}
+    return PairSet(pairs, images, len(conversations), selection, skipped)
 
 
 # --- TRL preference files ----------------------------------------------------------------------------------------------

@@ -209,3 +209,32 @@ def test_import_file_counts_a_preference_file(tmp_path: Path) -> None:
     with Store.open_default() as store:
         result = import_file(store, preference_file(tmp_path / "data"))
     assert result.format == "trl-preference" and len(result.conversation_ids) == 3 and result.images == 2
+
+
+def test_chats_with_videos_are_skipped_with_one_counted_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Training cannot pass video frames to the processor yet: such chats are left out, counted and said once."""
+    from assistant.conversation import VideoPart
+    from assistant.images import image_from_pil
+    from assistant_plugins.finetune.dataset import VIDEO, build_dataset
+
+    with Store.open_default() as store:
+        frame = store.put_image(image_from_pil(square("red", random.Random(3)), "frame.png"))
+        video = VideoPart("clip.mp4", [frame.sha256], [0.0], [0], frame.width, frame.height, 10.0, 1.0, 10)
+        for correction in ("red", "blue"):
+            chat = store.create_conversation(tags=["mixed"])
+            store.add_message(chat.id, Message("user", [video, TextPart("What colour?")]))
+            reply = store.add_message(chat.id, Message("assistant", [TextPart("green")]))
+            store.set_correction(reply.id, correction)
+        add_chat(store, [("user", "2+2?"), ("assistant", "5", {"correction": "4"})], ["mixed"])
+
+        dataset = build_dataset(store, DataSelection(tag="mixed"))
+        assert len(dataset.examples) == 1 and dataset.stats.skipped == {VIDEO: 2}
+        assert dataset.stats.warnings() == ["2 chats with videos skipped: training on videos is not supported yet"]
+        pair_set = pairs_from_store(store, DataSelection(tag="mixed"))
+        assert sides(pair_set.pairs) == [("4", "5")] and pair_set.skipped == {VIDEO: 2}
+        with pytest.raises(AssistantError, match=r"in the 2 selected chats \(2 chats with videos skipped\)"):
+            pairs_from_store(store, DataSelection(chats=[1, 2]))
+
+    assert main(["chats", "export-dataset", "--tag", "mixed", "-o", str(tmp_path / "sft.jsonl")]) == 0
+    assert "warning: 2 chats with videos skipped: training on videos is not supported yet" in capsys.readouterr().err
+    assert len((tmp_path / "sft.jsonl").read_text().splitlines()) == 1

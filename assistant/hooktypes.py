@@ -358,7 +358,8 @@ class TrainProgress:
     stats: Any = None
     """With phase "data": what the data holds (the built-in trainer passes its DatasetStats)."""
     eval_accuracy: float | None = None
-    """Latest validation accuracy (0-1, exact match on short replies); None when not measured."""
+    """Latest validation accuracy (0-1: exact match on short replies; with DPO, the held-out pairs' reward accuracy);
+    None when not measured."""
 
 
 @dataclass

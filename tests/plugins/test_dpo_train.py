@@ -137,3 +137,21 @@ def test_dpo_without_pairs_is_one_actionable_line(tmp_path: Path, capsys: pytest
     assert "--beta" in capsys.readouterr().err
     assert main(["train", "--name", "p", "--method", "ipo"]) == 2
     assert "--method" in capsys.readouterr().err
+
+
+def test_slash_train_takes_the_method_and_reports_both_stages() -> None:
+    from assistant.errors import AssistantError
+    from assistant_plugins.finetune.slash import ProgressNotifier, parse_train_argument
+    from assistant_plugins.finetune.trainer import TrainProgress
+
+    config = parse_train_argument("--name p --method sft-then-dpo --beta 0.5 --tag mine")
+    assert (config.method, config.beta, config.selection.tag) == ("sft-then-dpo", 0.5, "mine")
+    with pytest.raises(AssistantError, match="/train: .*--method"):
+        parse_train_argument("--name p --method ipo")
+
+    seen: list[str] = []
+    notifier = ProgressNotifier(lambda message, severity: seen.append(message))
+    for stage in range(2):  # sft-then-dpo: the DPO stage counts its steps from 0 again
+        for step in range(1, 5):
+            notifier(TrainProgress("training", step=step, total_steps=4, loss=0.5))
+    assert len(seen) == 6 and all(line.startswith(("step 1/4", "step 2/4", "step 3/4")) for line in seen)

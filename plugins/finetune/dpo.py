@@ -190,6 +190,11 @@ def train_with_preferences(
 
     system_prompt = profile.chat.system_prompt
     two_stages = settings.method == "sft-then-dpo"
+    if not two_stages and (settings.selection.rated or settings.selection.corrected):
+        raise AssistantError(
+            "--rated and --corrected choose replies to learn (SFT); --method dpo learns from every preference pair "
+            "of the chosen chats: drop them, or use --method sft-then-dpo"
+        )
     pair_set = _pairs(store, settings.selection)
     fingerprint = pair_set.fingerprint(system_prompt)
     validation_set = None

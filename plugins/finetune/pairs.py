@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -328,8 +327,3 @@ def describe_pairs(pairs: Sequence[PreferencePair]) -> str:
     images = sum(len(pair.images) for pair in pairs)
     return (f"{len(pairs)} preference pair{'s' if len(pairs) != 1 else ''} from {chats} "
             f"chat{'s' if chats != 1 else ''}, {images} image{'s' if images != 1 else ''}")
-
-
-def preference_json(pair: PreferencePair) -> str:
-    """A stable one-line description of a pair (tests and debugging)."""
-    return json.dumps({"source": pair.source, "chosen": pair.chosen.text, "rejected": pair.rejected.text})

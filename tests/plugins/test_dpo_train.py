@@ -133,6 +133,8 @@ def test_dpo_without_pairs_is_one_actionable_line(tmp_path: Path, capsys: pytest
                        "selected chats; or import a TRL preference file with `assistant chats import FILE.jsonl`")
     assert main(["train", "--name", "p", "--profile", "tiny-smolvlm", "--method", "dpo", "--data", str(dataset)]) == 2
     assert "holds no preference pairs" in capsys.readouterr().err
+    assert main(["train", "--name", "p", "--profile", "tiny-smolvlm", "--method", "dpo", "--corrected"]) == 2
+    assert "--method dpo learns from every preference pair" in capsys.readouterr().err
     assert main(["train", "--name", "p", "--method", "dpo", "--beta", "0"]) == 2
     assert "--beta" in capsys.readouterr().err
     assert main(["train", "--name", "p", "--method", "ipo"]) == 2

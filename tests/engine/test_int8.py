@@ -30,6 +30,20 @@ def test_rows_are_int8_with_one_scale_each_and_round_to_the_nearest_step():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_quantizing_in_row_chunks_gives_the_same_matrix_as_all_rows_at_once(dtype):
+    """Chunking bounds the fp32 temporaries (peak memory); it must not change a single value."""
+    import torch
+
+    torch.manual_seed(1)
+    weight = (torch.randn(37, 24) * torch.linspace(0.01, 2.0, 37)[:, None]).to(getattr(torch, dtype))
+    whole = quantize(weight, rows_per_chunk=37)
+    for chunk in (1, 5, 16, 36):
+        part = quantize(weight, rows_per_chunk=chunk)
+        assert torch.equal(part.weight, whole.weight) and torch.equal(part.scales, whole.scales)
+    assert whole.scales.dtype == weight.dtype
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("profile", TINY)
 def test_step_logits_within_tolerance_and_greedy_tokens_agree(profile, dtype):
     import torch

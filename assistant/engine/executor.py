@@ -28,6 +28,9 @@ def _get_executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None:
+            from .memory import limit_malloc_arenas
+
+            limit_malloc_arenas()  # before the engine thread (and its OpenMP workers) could get arenas of their own
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine", initializer=_remember_thread)
         return _executor
 

@@ -76,3 +76,33 @@ def test_release_file_pages_drops_mapped_weights_and_keeps_their_values(tmp_path
     anonymous = values.clone()
     assert release_file_pages([anonymous]) == 0  # not in a mapped weights file: left alone
     assert torch.equal(anonymous, values)
+
+
+ARENA_SCRIPT = """
+import ctypes, threading
+from assistant.engine import memory
+print(memory.limit_malloc_arenas())
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+threads = [threading.Thread(target=lambda: libc.free(libc.malloc(4096))) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()
+"""
+
+
+@linux_only
+@pytest.mark.parametrize("setting, limited", [("1", True), ("0", False)])
+def test_malloc_arenas_limited_unless_turned_off(setting, limited):
+    """A fresh interpreter whose threads allocate: one arena in all under the default limit, several without."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, ASSISTANT_MALLOC_ARENAS=setting)
+    done = subprocess.run([sys.executable, "-c", ARENA_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    arenas = done.stderr.count("Arena ")
+    assert done.stdout.strip() == str(limited)
+    assert (arenas == 1) if limited else (arenas > 1)

@@ -40,6 +40,10 @@ class SideResult:
     """TTFT of the first question about the same screenshot in a new chat (vision cache hit, KV cache cold)."""
     ttft_encoded_ahead_s: float | None = None
     """TTFT when the screenshot was encoded while the question was typed (Engine.encode_ahead; caches cold)."""
+    ttft_after_pause_s: float | None = None
+    """TTFT of a question sent `pause_s` after the screenshot was attached (its encoding started then, as the TUI
+    does): what the user feels after typing for that long; the rest of the encoding is in it if that took longer."""
+    pause_s: float = 0.0
     preprocess_s: float | None = None
     ttft_turn1_s: float = 0.0
     ttft_followup_s: float = 0.0
@@ -126,7 +130,8 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
     processor = engine.loaded.processor
     chat_template = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
     prompt = processor.apply_chat_template(chat_template, add_generation_prompt=True, tokenize=False)
-    preprocess, ttft1, ttft2, decode, cached, ahead = [], [], [], [], [], []
+    preprocess, ttft1, ttft2, decode, cached, ahead, paused = [], [], [], [], [], [], []
+    pause_s = float(os.environ.get("ASSISTANT_BENCH_PAUSE_S", "0") or 0)
     for _ in range(runs):
         preprocess.append(executor.run(_time_preprocessing, processor, prompt, screenshot.image, image_kwargs(engine.loaded)))
         engine.invalidate_cache()  # every run's first turn is cold (identical chats would otherwise share it)
@@ -139,6 +144,12 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
         engine.encode_ahead(screenshot.image).result()
         fourth = bot.chat().ask(QUESTION, images=[screenshot])
         ahead.append(fourth.ttft_s or 0.0)
+        if pause_s > 0:
+            engine.invalidate_cache()
+            engine.encode_ahead(screenshot.image)  # attached: encoding starts; the user types for pause_s
+            time.sleep(pause_s)
+            fifth = bot.chat().ask(QUESTION, images=[screenshot])
+            paused.append(fifth.ttft_s or 0.0)
         ttft1.append(first.ttft_s or 0.0)
         ttft2.append(second.ttft_s or 0.0)
         cached.append(third.ttft_s or 0.0)
@@ -149,10 +160,13 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
     result.ttft_followup_s = median(ttft2)
     result.ttft_cached_image_s = median(cached)
     result.ttft_encoded_ahead_s = median(ahead)
+    if paused:
+        result.ttft_after_pause_s, result.pause_s = median(paused), pause_s
     result.decode_tokens_per_s = median(decode)
     result.raw = {
         "preprocess_s": preprocess, "ttft_turn1_s": ttft1, "ttft_followup_s": ttft2,
         "ttft_cached_image_s": cached, "ttft_encoded_ahead_s": ahead, "decode_tokens_per_s": decode,
+        "ttft_after_pause_s": paused,
     }
     result.peak_rss_mb = peak_rss_mb()
     return result
@@ -287,8 +301,11 @@ def decode_bytes_per_token(profile_name: str, quantize: str | None = None) -> tu
 
 # --- the report -------------------------------------------------------------------------------
 
-def run_side(side: str, profile: str, runs: int, new_tokens: int, threads: int, quantize: str | None = None) -> dict[str, Any]:
+def run_side(
+    side: str, profile: str, runs: int, new_tokens: int, threads: int, quantize: str | None = None, pause_s: float = 0.0
+) -> dict[str, Any]:
     env = dict(os.environ, ASSISTANT_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env["ASSISTANT_BENCH_PAUSE_S"] = str(pause_s)
     env.pop("ASSISTANT_BENCH_QUANTIZE", None)
     if quantize and side == "ours":
         env["ASSISTANT_BENCH_QUANTIZE"] = quantize
@@ -312,6 +329,7 @@ def benchmark(
     llama_bench: str | None = None,
     llama_model: str | None = None,
     screenshot: bool = True,
+    pause_s: float = 0.0,
 ) -> dict[str, Any]:
     """The report; `decode_dtypes`, `hog` and `llama_bench` add the decode table (assistant/bench_decode.py)."""
     threads = threads or os.cpu_count() or 1
@@ -319,7 +337,7 @@ def benchmark(
     ours: dict[str, Any] = asdict(SideResult(name="ours (screenshot part skipped)"))
     if screenshot:
         say(f"building / loading {profile} and running our engine ({runs} runs)")
-        ours = run_side("ours", profile, runs, new_tokens, threads, quantize)
+        ours = run_side("ours", profile, runs, new_tokens, threads, quantize, pause_s)
     decode = _decode_table(profile, decode_dtypes, hog, llama_bench, llama_model, new_tokens, threads, runs, say)
     pipe = None
     if include_pipeline and screenshot:
@@ -359,6 +377,7 @@ def benchmark(
             "followup_over_turn1": _ratio(ours["ttft_followup_s"], ours["ttft_turn1_s"]),
             "cached_image_over_turn1": _ratio(ours.get("ttft_cached_image_s"), ours["ttft_turn1_s"]),
             "encoded_ahead_over_turn1": _ratio(ours.get("ttft_encoded_ahead_s"), ours["ttft_turn1_s"]),
+            "after_pause_over_turn1": _ratio(ours.get("ttft_after_pause_s"), ours["ttft_turn1_s"]),
             "decode_ours_over_roofline": _ratio(ours["decode_tokens_per_s"], roofline),
             "decode_int8_over_llama_cpp": _ratio(
                 _decode_rate(decode, "int8"), decode.get("llama_cpp") and decode["llama_cpp"]["idle"]["tokens_per_s"]
@@ -424,6 +443,7 @@ def format_table(report: dict[str, Any]) -> str:
         ("TTFT follow-up (s)", "ttft_followup_s", ".2f"),
         ("TTFT same image, new chat", "ttft_cached_image_s", ".2f"),
         ("TTFT image encoded ahead", "ttft_encoded_ahead_s", ".2f"),
+        ("TTFT after --pause", "ttft_after_pause_s", ".2f"),
         ("decode (tokens/s)", "decode_tokens_per_s", ".1f"),
         ("peak RSS (MB)", "peak_rss_mb", ".0f"),
         ("prompt tokens, turn 1", "prompt_tokens", "d"),

@@ -753,10 +753,12 @@ def plugins_list(clear: bool) -> None:
 @click.option("--llama-model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The GGUF (e.g. a q8_0 text model) for --llama-bench.")
 @click.option("--screenshot/--no-screenshot", default=True, help="Run the screenshot questions (off: only --decode).")
+@click.option("--pause", "pause_s", type=click.FloatRange(0, 600), default=0.0, show_default=True,
+              help="Also time a question sent this many seconds after the screenshot was attached (encode while typing).")
 def bench(
     profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None,
     quantize: str | None, decode_dtypes: str, hog: int, llama_bench: str | None, llama_model: str | None,
-    screenshot: bool,
+    screenshot: bool, pause_s: float,
 ) -> None:
     """Measure load, preprocessing, first-token latency (turn 1 and follow-up), decode speed and memory."""
     from .bench import benchmark, format_table
@@ -771,6 +773,7 @@ def bench(
     report = benchmark(
         profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True), quantize=quantize,
         decode_dtypes=dtypes, hog=hog, llama_bench=llama_bench, llama_model=llama_model, screenshot=screenshot,
+        pause_s=pause_s,
     )
     click.echo(format_table(report))
     if json_out:

@@ -31,12 +31,15 @@ def test_bench_reports_both_sides_and_the_roofline(capsys, tmp_path):
 def test_bench_quantize_int8_decodes_our_side_with_int8(capsys, tmp_path):
     out_file = tmp_path / "bench.json"
     code = main(["bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4", "--no-pipeline",
-                 "--quantize", "int8", "--json", str(out_file)])
+                 "--quantize", "int8", "--pause", "0.1", "--json", str(out_file)])
     out, err = capsys.readouterr()
     assert code == 0, err
     report = json.loads(out_file.read_text())
     assert report["settings"]["quantize"] == "int8" and report["ours"]["decode_tokens_per_s"] > 0
     assert report["pipeline"] is None and "ours decoding int8" in out
+    # asked 0.1 s after the screenshot was attached (its encoding started then, as in the TUI)
+    assert report["ours"]["ttft_after_pause_s"] > 0 and report["ours"]["pause_s"] == 0.1
+    assert "| TTFT after --pause" in out
 
 
 FAKE_LLAMA_BENCH = '''#!{python}

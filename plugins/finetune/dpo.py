@@ -1,6 +1,6 @@
 """`assistant train --method dpo|sft-then-dpo`: preference pairs in, the same LoRA adapter out.
 
-DPO runs through the trainer's own loop (trainer._loop), so checkpoints, `--resume`, `--max-steps`, progress,
+DPO runs through the trainer's own loop (loop.run_stage), so checkpoints, `--resume`, `--max-steps`, progress,
 validation with early stopping, the best-weights rule and the saved adapter are those of SFT. What differs is the
 objective (`DPOObjective`) and the validation: reward accuracy and margin on held-out pairs (as TRL reports them).
 
@@ -24,7 +24,9 @@ from assistant.hooktypes import TrainProgress, TrainResult
 
 from .dataset import TOO_LONG, VIDEO, DataSelection, build_dataset, split_examples
 from .pairs import PairSet, PreferencePair, describe_pairs, pairs_from_file, pairs_from_store, split_pairs
-from .trainer import Objective, TrainSettings, _data_section, _finish, _loop, _measure, _peft_model, _Run
+from .loop import Objective, Run, SFTObjective, StageOutcome, run_stage
+from .settings import TrainSettings
+from .trainer import data_section, lora_model, measure_examples, save_adapter
 
 if TYPE_CHECKING:
     from assistant.profiles import Profile
@@ -233,7 +235,7 @@ def train_with_preferences(
     stats.images = sum(len(pair.images) for pair in counted)
     report(TrainProgress("data", stats.summary(), stats=stats))
 
-    run = _Run(settings, path, profile, [pair.examples[0] for pair in train_pairs],
+    run = Run(settings, path, profile, [pair.examples[0] for pair in train_pairs],
                [pair.examples[0] for pair in held_pairs], [], stats, fingerprint, report)  # type: ignore[arg-type]
     if saved is None:
         import shutil
@@ -244,7 +246,7 @@ def train_with_preferences(
                                   data=_preference_data(run, train_pairs, held_pairs), trainer="lora"))
     stage = (saved or {}).get("stage", "sft")
     with translate_out_of_memory(settings.batch_size, settings.four_bit, True):
-        model = _peft_model(loaded, settings)
+        model = lora_model(loaded, settings)
         earlier: dict[str, Any] = {}
         offset = 0
         if two_stages and stage == "sft":
@@ -274,18 +276,18 @@ def train_with_preferences(
         objective = DPOObjective(train_pairs, held_pairs, loaded, encoder, settings, reference, offset, earlier)
         remaining = None if stop_after is None else max(1, stop_after - offset)
 
-        def finish(*args: Any) -> TrainResult:
-            result = _finish(*args)
+        def finish(run_: Run, model_: Any, loaded_: Any, outcome: StageOutcome) -> TrainResult:
+            result = save_adapter(run_, model_, loaded_, outcome)
             meta = read_meta(path) or {}
             meta["data"] = _preference_data(run, train_pairs, held_pairs, meta.get("data"))
             write_meta(path, meta)
             return result
 
-        return _loop(run, loaded, encoder, model, saved, should_stop, remaining, objective, offset, finish)
+        return run_stage(run, loaded, model, objective, finish, saved, should_stop, remaining, offset)
 
 
 def _sft_stage(
-    run: _Run, dataset: Any, held_pairs: Sequence[PreferencePair], loaded: Any, encoder: "Encoder", model: Any,
+    run: Run, dataset: Any, held_pairs: Sequence[PreferencePair], loaded: Any, encoder: "Encoder", model: Any,
     saved: dict[str, Any] | None, should_stop: Callable[[], bool] | None, stop_after: int | None,
 ) -> TrainResult:
     """The SFT stage of sft-then-dpo: the chats' replies, the held-out pairs' chats held out; the adapter stays
@@ -301,25 +303,26 @@ def _sft_stage(
         held = [example for example in dataset.examples if group(example) in held_groups]
     else:
         train, held = split_examples(dataset.examples, 0, settings.seed)
-    train, learned = _measure(encoder, train, dataset.stats, loaded.context_limit)
-    held, _ = _measure(encoder, held, dataset.stats, loaded.context_limit)
+    train, learned = measure_examples(encoder, train, dataset.stats, loaded.context_limit)
+    held, _ = measure_examples(encoder, held, dataset.stats, loaded.context_limit)
     if not train:
         raise AssistantError("no usable SFT examples for the first stage of sft-then-dpo; use --method dpo")
     run.report(TrainProgress("training", f"SFT stage on {dataset.stats.summary()}"))
-    sft_run = _Run(settings, run.path, run.profile, train, held, learned, dataset.stats, run.fingerprint, run.report)
+    sft_run = Run(settings, run.path, run.profile, train, held, learned, dataset.stats, run.fingerprint, run.report)
 
-    def done(run_: _Run, model_: Any, loaded_: Any, steps: int, total: int, history: list[float],
-             metrics: dict[str, Any], *rest: Any) -> TrainResult:
-        return TrainResult(settings.name, run.path, "sft-done", steps, total, dict(metrics, steps=steps))
+    def done(run_: Run, model_: Any, loaded_: Any, outcome: StageOutcome) -> TrainResult:
+        return TrainResult(settings.name, run.path, "sft-done", outcome.done, outcome.total,
+                           dict(outcome.metrics, steps=outcome.done))
 
-    return _loop(sft_run, loaded, encoder, model, saved, should_stop, stop_after, on_done=done)
+    return run_stage(sft_run, loaded, model, SFTObjective(sft_run, loaded, encoder), done, saved, should_stop,
+                     stop_after)
 
 
 def _preference_data(
-    run: _Run, train: Sequence[PreferencePair], held: Sequence[PreferencePair], data: dict[str, Any] | None = None
+    run: Run, train: Sequence[PreferencePair], held: Sequence[PreferencePair], data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The adapter metadata's data section for a preference run (pairs, not conversations, are the unit)."""
-    section = dict(data or _data_section(run))
+    section = dict(data or data_section(run))
     section.update(
         method=run.settings.method,
         pairs=len(train),

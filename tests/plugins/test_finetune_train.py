@@ -264,7 +264,7 @@ def test_qlora_path_quantises_the_language_model_only(store: Store) -> None:
     bnb = pytest.importorskip("bitsandbytes")
     from assistant_plugins.finetune.collate import Encoder
     from assistant_plugins.finetune.modeling import batch_loss, load_4bit
-    from assistant_plugins.finetune.trainer import _peft_model, resolve_settings
+    from assistant_plugins.finetune.trainer import lora_model as _peft_model, resolve_settings
 
     profile = load_profile("tiny-smolvlm")
     try:

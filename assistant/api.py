@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from .conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart, VideoPart
+from .conversation import Conversation, ImagePart, Message, ReplyMeta, TextPart, ToolCallPart, ToolResultPart, VideoPart
 from .errors import AssistantError
 from .profiles import GenerationSettings, Profile, check_model_source, load_profile
 
@@ -376,6 +376,7 @@ class Chat:
                 note = f"{part.source} ends early at {part.duration:.1f} s (truncated): only that part was seen"
                 extra = {**(extra or {}), "notes": [*(extra or {}).get("notes", []), note]}
         parts = self._image_parts(images or ()) + videos
+        self._check_mixed_media(parts)
         body = f"{context_text.rstrip()}\n\n{text}" if context_text.strip() else text
         parts.append(TextPart(body))
         self._ensure_saved()
@@ -543,6 +544,17 @@ class Chat:
         if isinstance(video, VideoPart):
             return [video]
         return [self.assistant.load_video(video, fps, max_frames)]
+
+    def _check_mixed_media(self, new_parts: Sequence[Any]) -> None:
+        """Refuse, before the question is saved, a chat that would hold images and videos on a model that cannot
+        take both in one prompt (SmolVLM2)."""
+        parts = [part for message in self.conversation.messages for part in message.parts] + list(new_parts)
+        has_videos = any(isinstance(part, VideoPart) for part in parts)
+        has_images = any(not isinstance(part, (VideoPart, TextPart, ToolCallPart, ToolResultPart)) for part in parts)
+        if has_videos and has_images and not self.assistant.backend.capabilities.video_with_images:
+            from .engine.video_inputs import MIXED_MEDIA
+
+            raise AssistantError(MIXED_MEDIA)
 
     def _image_parts(self, images: Iterable[ImageInput]) -> list[Any]:
         from .images import LoadedImage, image_from_pil, load_image_file

@@ -161,6 +161,8 @@ class BackendCapabilities:
     tools: bool = True
     """It accepts tool specs and its replies may contain tool calls."""
     video: bool = False
+    video_with_images: bool = True
+    """A chat may hold images and videos together (SmolVLM2's processor gives both the same input: it may not)."""
     max_context: int = 0
     """Tokens of context (prompt + reply); 0 when unknown."""
     grounding_format: str = ""

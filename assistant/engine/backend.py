@@ -57,13 +57,15 @@ class TransformersBackend:
 
     @property
     def capabilities(self) -> BackendCapabilities:
-        from .video_inputs import supports_video
+        from .video_inputs import supports_video, videos_share_image_input
 
+        processor = self.engine.loaded.processor
         return BackendCapabilities(
             adapters=True,
             kv_reuse=self.engine.cache.enabled,
             tools=True,
-            video=supports_video(self.engine.loaded.processor),
+            video=supports_video(processor),
+            video_with_images=not videos_share_image_input(processor),
             max_context=self.engine.loaded.context_limit,
         )
 

@@ -50,6 +50,19 @@ def supports_video(processor: Any) -> bool:
     return video_processor(processor) is not None
 
 
+def videos_share_image_input(processor: Any) -> bool:
+    """Whether the model's video frames and images arrive under one input name (SmolVLM2: `pixel_values`), so a
+    prompt cannot hold both."""
+    video = video_processor(processor)
+    return video is not None and "pixel_values" in getattr(video, "model_input_names", ())
+
+
+MIXED_MEDIA = (
+    "this model takes images and videos in separate chats (its processor gives both the same input); "
+    "start a new chat for the video"
+)
+
+
 def default_sampling(processor: Any) -> VideoSampling:
     """The frame rate and frame count the model's video processor is configured for (its preprocessor config:
     SmolVLM2's `video_sampling` gives fps 1 and up to 64 frames); Qwen2-VL's, which sets none, get the reference
@@ -112,11 +125,8 @@ def video_call(
         raise AssistantError(
             f"the model of profile {loaded.profile.name} does not take videos; use a SmolVLM2 or Qwen2-VL profile"
         )
-    if has_images and "pixel_values" in getattr(video, "model_input_names", ()):
-        raise AssistantError(
-            "this model takes images and videos in separate chats (its processor gives both the same input); "
-            "start a new chat for the video"
-        )
+    if has_images and videos_share_image_input(processor):
+        raise AssistantError(MIXED_MEDIA)
     for part in videos:
         if not part.frames or len(part.frames) != len(part.frame_indices):
             raise AssistantError(f"the video {part.source} in this chat has no usable frames; attach it again")

@@ -131,7 +131,7 @@ def test_a_model_without_video_says_so_and_stores_nothing(clip):
     assert str(error.value) == (
         "the model of profile tiny-smolvlm does not take videos; use a SmolVLM2 or Qwen2-VL profile"
     )
-    assert bot.store.list_conversations() == [] or all(not bot.chat(c.id).messages for c in bot.store.list_conversations())
+    assert [summary.message_count for summary in bot.store.list_conversations()] == [0] or all(not bot.chat(c.id).messages for c in bot.store.list_conversations())
     assert not any(bot.store.images_dir.rglob("*.jpg"))
 
 
@@ -150,10 +150,19 @@ def test_a_remote_backend_refuses_videos_in_one_line(clip):
 
 
 def test_smolvlm2_takes_images_and_videos_in_separate_chats(clip, tmp_path):
+    """Refused before the question is saved, in the same turn and when an image follows a video in a later turn."""
     bot = Assistant.from_profile("tiny-smolvlm2")
     chat = bot.chat()
     with pytest.raises(AssistantError, match="takes images and videos in separate chats"):
         chat.ask("Compare", images=[make_image(tmp_path / "a.png")], video=clip, max_new_tokens=2)
+    assert [summary.message_count for summary in bot.store.list_conversations()] == [0]
+    chat.ask("What happens?", video=clip, max_new_tokens=2)
+    saved = len(bot.store.get_conversation(chat.id).messages)
+    with pytest.raises(AssistantError, match="start a new chat for the video"):
+        chat.ask("And this picture?", images=[make_image(tmp_path / "b.png")], max_new_tokens=2)
+    assert len(bot.store.get_conversation(chat.id).messages) == saved == 2
+    assert bot.backend.capabilities.video_with_images is False
+    assert Assistant.from_profile("tiny-qwen2vl").backend.capabilities.video_with_images is True
 
 
 def test_fps_without_a_video_is_refused():

@@ -54,20 +54,23 @@ def test_ask_about_a_video_then_show_the_chat(capsys, tmp_path):
     [
         (["--profile", "tiny-smolvlm2", "--video", "{audio}"], "has no video stream (only audio)"),
         (["--profile", "tiny-smolvlm2", "--video", "{missing}"], "video not found"),
+        (["--profile", "tiny-smolvlm2", "--video", "{garbage}"], "not a video, or truncated or corrupt"),
         (["--profile", "tiny-smolvlm", "--video", "{clip}"], "the model of profile tiny-smolvlm does not take videos"),
         (["--profile", "tiny-smolvlm2", "--fps", "2"], "give the video with --video FILE"),
         (["--profile", "tiny-smolvlm2", "--video", "{clip}", "--max-frames", "0"], "--max-frames 0 must be between"),
     ],
-    ids=["audio-only", "missing", "no-video-model", "fps-alone", "zero-frames"],
+    ids=["audio-only", "missing", "garbage", "no-video-model", "fps-alone", "zero-frames"],
 )
 def test_bad_video_asks_exit_2_with_one_line_and_keep_no_chat(capsys, tmp_path, args, expected):
     paths = {
         "audio": str(make_audio_only(tmp_path / "sound.m4a")),
         "missing": str(tmp_path / "missing.mp4"),
         "clip": str(make_video(tmp_path / "clip.mp4", seconds=1)),
+        "garbage": str(tmp_path / "garbage.mp4"),
     }
+    (tmp_path / "garbage.mp4").write_text("not a video\n")
     code, out, err = run(capsys, "ask", *[arg.format(**paths) for arg in args], "what happens?")
     assert code == 2
     assert expected in one_line_error(err)
     with Store.open_default() as store:
-        assert all(not store.get_conversation(c.id).messages for c in store.list_conversations())
+        assert store.list_conversations() == []  # not even an empty "(untitled)" chat

@@ -55,7 +55,7 @@ def test_adapter_learns_the_colour_of_the_square(tmp_path: Path, capsys: pytest.
 def test_default_settings_learn_which_half_is_brighter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A sweep task (docs/finetuning.md) trained with no tuning flags: validation, best step and early stopping."""
     task = TASKS["brighter"]
-    train_file = write_task_dataset(tmp_path / "data", "train", task, per_answer=24, seed=21)
+    train_file = write_task_dataset(tmp_path / "data", "train", task, per_answer=16, seed=21)
     test_file = write_task_dataset(tmp_path / "data", "test", task, per_answer=10, seed=22)
     assert main(["chats", "import", str(train_file), "--tag", "brighter-train"]) == 0
     assert main(["chats", "import", str(test_file), "--tag", "brighter-test"]) == 0
@@ -64,13 +64,13 @@ def test_default_settings_learn_which_half_is_brighter(tmp_path: Path, capsys: p
     status = main(["train", "--name", "brighter", "--profile", "tiny-smolvlm", "--tag", "brighter-train"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert "training data: 48 conversations, 48 assistant turns, 48 images" in err
-    assert "validation at step 0: loss" in err and "accuracy" in err  # 9 of the 48 chats held out (20%)
+    assert "training data: 32 conversations, 32 assistant turns, 32 images" in err
+    assert "validation at step 0: loss" in err and "accuracy" in err  # 6 of the 32 chats held out (20%)
     assert "adapter brighter saved in" in out and "kept step" in out
 
     assert main(["adapters", "show", "brighter"]) == 0
     shown = capsys.readouterr().out
-    assert "validate  9 held-out conversations (split 0.2, grouped by chat)" in shown
+    assert "validate  6 held-out conversations (split 0.2, grouped by chat)" in shown
     assert "kept the best validation: step" in shown and "val accuracy" in shown
 
     assert main(["adapters", "eval", "brighter", "--tag", "brighter-test", "--json"]) == 0
@@ -81,7 +81,7 @@ def test_default_settings_learn_which_half_is_brighter(tmp_path: Path, capsys: p
     assert tuned["exact_match"] >= 0.85, report
 
     case = report["cases"][0]
-    record = json.loads(test_file.read_text().splitlines()[int(case["source"].split()[-1]) - 49])
+    record = json.loads(test_file.read_text().splitlines()[int(case["source"].split()[-1]) - 33])
     image = test_file.parent / record["images"][0]
     assert main(["ask", "--profile", "tiny-smolvlm", "--adapter", "brighter", "-i", str(image), task.question]) == 0
     assert capsys.readouterr().out.strip() == case["adapter"]

@@ -232,6 +232,43 @@ class Assistant:
         frames = [self.store.put_image(frame) for frame in sampled.frames]
         return video_part(sampled, frames)
 
+    def prefill_ahead(self, images: Sequence["LoadedImage"], chat: "Chat | None" = None) -> Any:
+        """Start the model's work on images the user is still writing a question about (encode-while-typing).
+
+        The transformers backend prefills the chat so far plus these images (the conversation KV cache keeps
+        it), so the question sent later with the same images only pays for its own words; other backends that
+        can encode ahead just encode the images. Returns a Future, or None when the backend has neither.
+        Nothing is stored: an image removed before sending costs nothing but the work done.
+        """
+        from .hooktypes import GenerationRequest
+        from .images import decode_image_bytes
+
+        if chat is not None and chat.replying:
+            return None  # its reply is not finished: the prompt to prefill is not known yet
+        backend = self.backend
+        prefill = getattr(backend, "prefill_ahead", None)
+        if prefill is None:
+            encode = getattr(backend, "encode_ahead", None)
+            futures = [encode(image.image) for image in images] if encode is not None else []
+            return futures[-1] if futures else None
+        pending = {image.sha256: image for image in images}
+        store = self.store
+
+        def open_image(part: ImagePart) -> Any:
+            image = pending.get(part.sha256)  # decoded as the store will decode it once it is sent
+            return decode_image_bytes(image.data, image.source) if image is not None else store.open_image(part)
+
+        parts: list[Any] = [ImagePart(image.sha256, image.width, image.height, image.source) for image in images]
+        history = list(chat.conversation.messages) if chat is not None else []
+        request = GenerationRequest(
+            messages=[*history, Message(role="user", parts=[*parts, TextPart("")])],
+            open_image=open_image,
+            settings=self.profile.generation,
+            max_new_tokens=1,
+            system_prompt=self.profile.chat.system_prompt,
+        )
+        return prefill(request)
+
     # --- chats ---------------------------------------------------------------------------------
 
     def chat(self, chat_id: int | None = None, title: str = "") -> "Chat":
@@ -471,6 +508,12 @@ class Chat:
         current = self._current() if self._current is not None else None
         if current is not None:
             current.cancel()
+
+    @property
+    def replying(self) -> bool:
+        """A reply of this chat is still being written (a stream not iterated to its end)."""
+        current = self._current() if self._current is not None else None
+        return current is not None and current.reply is None
 
     # --- internals -----------------------------------------------------------------------------
 

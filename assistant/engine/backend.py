@@ -113,6 +113,11 @@ class TransformersBackend:
 
         return default_sampling(self.engine.loaded.processor)
 
+    def prefill_ahead(self, request: GenerationRequest) -> Any:
+        """Start prefilling the question being written (request.messages end with its images and an empty text)
+        before it is sent; a Future. Optional: `Assistant.prefill_ahead` looks for it (engine.Engine.prefill_ahead)."""
+        return self.engine.prefill_ahead(request.messages, request.open_image, request.system_prompt, request.tools)
+
     def set_adapter(self, name: str | None) -> None:
         from ..adapters import activate_adapter
 

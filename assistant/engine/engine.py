@@ -245,6 +245,45 @@ class Engine:
         meanwhile finds the features in the vision cache. Replies queued later run after it, in order."""
         return executor.submit(self._encode_ahead, image)
 
+    def prefill_ahead(
+        self, messages: Sequence[Message], open_image: ImageOpener, system_prompt: str = "",
+        tools: Sequence[dict] | None = None,
+    ) -> Any:
+        """Queue the prefill of a question not typed yet (its Future: the prompt tokens computed).
+
+        `messages` end with the user message being written: its images and an empty text. Its prompt up to the
+        end of the images is the prefix of the real question's prompt, so the conversation KV cache keeps it and
+        the question sent later only prefills its own words (encode-while-typing, one step further: the image
+        tokens' attention is computed too, not only the vision encoder). Queued work: replies queued later run
+        after it; a question that differs earlier (an image removed) reuses what still matches."""
+        return executor.submit(self._prefill_ahead, list(messages), open_image, system_prompt, tools)
+
+    def _prefill_ahead(
+        self, messages: list[Message], open_image: ImageOpener, system_prompt: str, tools: Sequence[dict] | None
+    ) -> int:
+        import torch
+
+        from .memory import trim_freed_memory
+
+        if not self.cache.enabled:
+            return 0
+        inputs, _ = self.prepare(messages, open_image, 1, system_prompt, tools)
+        loaded = self.loaded
+        plan = self.cache.plan(loaded, inputs.tensors, inputs.image_keys, loaded.adapter)
+        self.vision_cache.scope = loaded.adapter
+        tokenizer = loaded.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        kwargs = dict(plan.model_inputs, max_new_tokens=1, do_sample=False, pad_token_id=pad,
+                      return_dict_in_generate=True)
+        if plan.past_key_values is not None:
+            kwargs["past_key_values"] = plan.past_key_values
+        with torch.inference_mode():
+            output = loaded.model.generate(**kwargs)
+        self.cache.remember(loaded, output.sequences[0].tolist(), output.past_key_values, inputs.image_keys,
+                            loaded.adapter)
+        trim_freed_memory()
+        return inputs.prompt_tokens - plan.prefix
+
     def _encode_ahead(self, image: Any) -> int:
         import torch
 

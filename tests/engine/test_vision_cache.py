@@ -210,3 +210,34 @@ def test_encoding_ahead_lets_the_question_skip_the_encoder(profile, tmp_path):
     assert not calls, "the question should find the image already encoded"
     plain = Assistant.from_profile(profile)
     assert plain.chat().ask("What is in this picture?", images=[picture], max_new_tokens=6).text == reply.text
+
+
+@pytest.mark.parametrize("profile", TINY)
+def test_prefilling_ahead_leaves_only_the_question_to_prefill(profile, tmp_path):
+    """The TUI's head start (Assistant.prefill_ahead): in a chat with a turn already, the attached image and the
+    conversation before it are prefilled while the question is typed; the question then reuses all of it (only its
+    own tokens are computed, the encoder does not run), and the reply is exactly the one without the head start.
+    An image removed before sending leaves a text question that still answers as without it."""
+    from assistant.images import load_image_file
+
+    picture = make_image(tmp_path / "a.png", (300, 200), "red")
+    ahead, plain = Assistant.from_profile(profile), Assistant.from_profile(profile)
+    chat, plain_chat = ahead.chat(), plain.chat()
+    assert chat.ask("Hello there.", max_new_tokens=4).text == plain_chat.ask("Hello there.", max_new_tokens=4).text
+    computed = ahead.prefill_ahead([load_image_file(picture)], chat=chat).result()
+    history_tokens = len(ahead.engine.cache.turn.token_ids)
+    assert computed > 0 and history_tokens > computed, "the earlier turn should come from the cache"
+    calls = _count_encoder_calls(ahead.engine.loaded)
+    before = dict(ahead.engine.cache.stats)
+    reply = chat.ask("What is in this picture?", images=[picture], max_new_tokens=6)
+    assert not calls, "the question should find the image prefilled"
+    assert reply.text == plain_chat.ask("What is in this picture?", images=[picture], max_new_tokens=6).text
+    reused = ahead.engine.cache.stats["reused_tokens"] - before["reused_tokens"]
+    new = ahead.engine.cache.stats["computed_tokens"] - before["computed_tokens"]
+    question_tokens = len(ahead.engine.loaded.tokenizer("What is in this picture?")["input_ids"])
+    # Reused: everything up to the end of the image (the prefilled prompt's tail, "<end_of_utterance> Assistant:" and
+    # the one generated token, differs from the question's). Computed: the question and that tail, no image token.
+    assert reused >= history_tokens - 10 and new <= question_tokens + 10, (reused, new, history_tokens)
+    ahead.prefill_ahead([load_image_file(picture)], chat=chat).result()
+    removed = chat.ask("And now without it?", max_new_tokens=6).text
+    assert removed == plain_chat.ask("And now without it?", max_new_tokens=6).text

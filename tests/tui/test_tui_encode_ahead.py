@@ -1,4 +1,5 @@
-"""Encode while typing: an image attached in the TUI is encoded at once, so the reply reuses its features."""
+"""Work while typing: an image attached in the TUI is prefilled at once (encoder and attention), so the reply only
+prefills the question."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ from tests.tui.tuihelpers import SIZE, async_test, type_and_send, wait_for, wait
 
 
 @async_test
-async def test_an_attached_image_is_encoded_before_the_question_is_sent(make_app, tmp_path) -> None:
+async def test_an_attached_image_is_prefilled_before_the_question_is_sent(make_app, tmp_path) -> None:
     picture = tmp_path / "shot.png"
     Image.new("RGB", (320, 240), (10, 120, 200)).save(picture)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
-        cache = app.assistant.engine.vision_cache
-        assert cache.enabled and len(cache) == 0
+        engine = app.assistant.engine
+        cache = engine.vision_cache
+        assert cache.enabled and len(cache) == 0 and engine.cache.turn is None
         app.composer.attach_image_files([picture])  # what /image PATH and a pasted path do
-        await wait_for(pilot, lambda: len(cache) > 0, "the attached image to be encoded before any question")
-        encoded_units, hits = cache.misses, cache.hits
+        await wait_for(pilot, lambda: engine.cache.turn is not None, "the attached image to be prefilled")
+        prefilled = len(engine.cache.turn.token_ids)
+        encoded_units, before = cache.misses, dict(engine.cache.stats)
         await type_and_send(pilot, "what is in the picture?")
         await wait_reply(pilot)
         assert app.chat_log.replies[-1].text
-        # the reply found every unit of the image in the cache: the encoder did not run again
-        assert cache.misses == encoded_units and cache.hits > hits
+        assert cache.misses == encoded_units, "the encoder ran again"
+        reused = engine.cache.stats["reused_tokens"] - before["reused_tokens"]
+        assert reused >= prefilled - 10, "the question should reuse the prefilled image tokens"
 
 
 @async_test

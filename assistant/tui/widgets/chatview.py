@@ -131,17 +131,22 @@ class ChatView(Vertical):
         return lambda context, question, others: fit_to_model(assistant, context, question, others)
 
     def on_composer_image_attached(self, event: Composer.ImageAttached) -> None:
-        """Encode while typing: a backend that can (the transformers engine) encodes the image on its thread now,
-        so the question sent later finds the features in its vision cache. Queued work: the UI never waits."""
+        """Work while the user types: the transformers engine prefills the chat so far with the pending images
+        (Assistant.prefill_ahead), so the question sent later only prefills its own words; in agent mode (its
+        prompt starts with the tools) the image is only encoded. Queued work: the UI never waits."""
         assistant = self.controller.assistant
         if assistant is None or self.controller.load_state != "ready":
             return
-        encode = getattr(assistant.backend, "encode_ahead", None)
-        if callable(encode):
-            try:
-                encode(event.image)
-            except Exception:  # noqa: BLE001 - a head start, never a reason to fail the attachment
-                log.exception("encoding an attached image ahead failed")
+        try:
+            if self.agent_mode:
+                encode = getattr(assistant.backend, "encode_ahead", None)
+                if callable(encode):
+                    encode(event.image)
+                return
+            images = [item.image for item in self.composer.attachments.items if item.image is not None]
+            assistant.prefill_ahead(images, chat=self.controller.chat)
+        except Exception:  # noqa: BLE001 - a head start, never a reason to fail the attachment
+            log.exception("working ahead on an attached image failed")
 
     @guarded
     async def on_composer_send_requested(self, event: Composer.SendRequested) -> None:

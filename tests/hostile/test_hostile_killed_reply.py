@@ -16,17 +16,20 @@ from assistant.paths import user_paths
 from assistant.store import Store
 from tests.hostile.kit import integrity_ok
 
-# A slow reader: the reply streams for a long time, so the test can kill it in the middle.
+# A reader that stops in the middle of the reply once its text so far is saved, so the test kills it mid-reply
+# whatever the reply's length (a short greedy reply of the tiny model once finished before the signal came).
 SLOW_READER = textwrap.dedent(
     """
     import sys, time
     from assistant import Assistant
 
     chat = Assistant.from_profile("tiny-smolvlm").chat()
-    for piece in chat.stream("tell me a very long story", max_new_tokens=1500):
+    stream = chat.stream("tell me a very long story", max_new_tokens=1500)
+    for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
-        time.sleep(0.05)
+        if stream.message.parts and stream.message.parts[0].text:  # saved as `streaming`: wait to be killed
+            time.sleep(600)
     """
 )
 

@@ -217,8 +217,6 @@ def ask(
     -c continues the most recent chat. With --agent the model may call tools; each step is printed on
     stderr, the answer on stdout. `--video clip.mp4 [--fps F] [--max-frames N]` asks about a video's frames.
     """
-    from .images import image_from_pil, load_image_file
-
     yes, question = _split_yes(yes, question)
     _check_ask_options(
         pdf=pdf, pages=pages, password=password, agent_mode=agent_mode, yes=yes is not None, max_steps=max_steps,
@@ -229,32 +227,11 @@ def ask(
         raise AssistantError("--fps and --max-frames choose a video's frames; give the video with --video FILE")
     if video is not None and agent_mode:
         raise AssistantError("--video does not work with --agent yet; ask about the video without --agent")
-    piped = "" if "-" in images else _piped_text()
-    text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped
-    if not text.strip():
-        raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
-    title = question if question.strip() else ""
+    text, title = _question_text(question, images)
     bot = _open_assistant(profile, model, adapter, base_url)
-    attachments: list[Any] = [_stdin_image() if path == "-" else load_image_file(path) for path in images]
-    context_text = ""
-    extra: dict[str, Any] = {}
-    if screenshot:
-        from .hooktypes import ScreenshotRequest
-
-        shot = bot.plugins.call_first("capture_screenshot", request=ScreenshotRequest(monitor=monitor))
-        if shot is None:
-            raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
-        from .screenmap import remember_capture
-
-        remember_capture(shot)  # with --agent, desktop actions may act on this capture's pixels
-        attachments.append(image_from_pil(shot.image, shot.source))
-    if pdf:
-        document = _ask_document(bot, Path(pdf), title or text, text, pages, password, attachments, max_tokens, system)
-        attachments.extend(image_from_pil(image, source) for image, source in document.images)
-        context_text = document.text
-        extra["pages"] = document.pages
-        extra["notes"] = [document.footer]
-        extra["attached"] = [Path(pdf).name]  # the chat's title names the file, never its page text
+    attachments, context_text, extra = _ask_attachments(
+        bot, images, screenshot, monitor, pdf, pages, password, title or text, text, max_tokens, system
+    )
     chat = _chat_to_use(bot, chat_ref, continue_last)
     if agent_mode:
         from .dryrun import actions_dry_run
@@ -277,6 +254,60 @@ def ask(
         fps=fps,
         max_frames=max_frames,
     )
+    interrupted = _print_reply_text(stream, as_json, json_stream)
+    if stream.reply is None:
+        if interrupted:
+            raise KeyboardInterrupt
+        return
+    sent_videos = _sent_videos(chat) if video is not None else []
+    _print_reply_summary(bot, stream.reply, sent_videos, as_json, json_stream, stats)
+    if interrupted:
+        sys.exit(130)  # Ctrl+C: the reply is kept (stopped); the status says it was interrupted
+
+
+def _question_text(question: str, images: tuple[str, ...]) -> tuple[str, str]:
+    """The text to ask (the question, then any piped text; the piped text alone without a question) and the new
+    chat's title (the typed question only, never piped text)."""
+    piped = "" if "-" in images else _piped_text()
+    text = f"{question}\n\n{piped}" if question.strip() and piped.strip() else question if question.strip() else piped
+    if not text.strip():
+        raise AssistantError("the question is empty; pass a question, e.g. assistant ask \"what is this?\"")
+    return text, question if question.strip() else ""
+
+
+def _ask_attachments(
+    bot: Any, images: tuple[str, ...], screenshot: bool, monitor: int | None, pdf: str | None, pages: str | None,
+    password: str | None, title: str, text: str, max_tokens: int | None, system: str | None,
+) -> tuple[list[Any], str, dict[str, Any]]:
+    """The images (files, stdin, a screenshot, a PDF's chosen pages), the document text and the reply's extra."""
+    from .images import image_from_pil, load_image_file
+
+    attachments: list[Any] = [_stdin_image() if path == "-" else load_image_file(path) for path in images]
+    context_text = ""
+    extra: dict[str, Any] = {}
+    if screenshot:
+        from .hooktypes import ScreenshotRequest
+
+        shot = bot.plugins.call_first("capture_screenshot", request=ScreenshotRequest(monitor=monitor))
+        if shot is None:
+            raise AssistantError("no screenshot plugin is active; enable the built-in `screenshot` plugin")
+        from .screenmap import remember_capture
+
+        remember_capture(shot)  # with --agent, desktop actions may act on this capture's pixels
+        attachments.append(image_from_pil(shot.image, shot.source))
+    if pdf:
+        document = _ask_document(bot, Path(pdf), title, text, pages, password, attachments, max_tokens, system)
+        attachments.extend(image_from_pil(image, source) for image, source in document.images)
+        context_text = document.text
+        extra["pages"] = document.pages
+        extra["notes"] = [document.footer]
+        extra["attached"] = [Path(pdf).name]  # the chat's title names the file, never its page text
+    return attachments, context_text, extra
+
+
+def _print_reply_text(stream: Any, as_json: bool, json_stream: bool) -> bool:
+    """Print the reply as it streams (text, or JSON lines); returns whether Ctrl+C stopped it (the reply is kept,
+    stopped)."""
     from .textsafe import printable
 
     on_terminal = sys.stdout.isatty()  # a terminal would obey ESC sequences in the reply; a file gets it as is
@@ -288,15 +319,15 @@ def ask(
                 click.echo(printable(piece, keep="\n\t") if on_terminal else piece, nl=False)
     except KeyboardInterrupt:
         stream.close()  # generation stops; the reply is kept as stopped
-        interrupted = True
-    else:
-        interrupted = False
-    reply = stream.reply
-    if reply is None:
-        if interrupted:
-            raise KeyboardInterrupt
-        return
-    sent_videos = _sent_videos(chat) if video is not None else []
+        return True
+    return False
+
+
+def _print_reply_summary(
+    bot: Any, reply: Any, sent_videos: list[Any], as_json: bool, json_stream: bool, stats: bool
+) -> None:
+    """After the text: the --json record, or the stats lines on stderr (where the prompt went, the video frames
+    taken, the boxes/points found)."""
     if as_json or json_stream:
         record = reply_record(reply, bot.profile)
         if sent_videos:
@@ -304,21 +335,20 @@ def ask(
 
             record["videos"] = [frames_record(part) for part in sent_videos]  # which frames were sampled
         click.echo(json.dumps({"type": "reply", **record} if json_stream else record, ensure_ascii=False))
-    else:
-        click.echo()
-        if stats:
-            remote = bot.backend.capabilities.remote
-            where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
-            click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
-            if sent_videos:
-                from .video import frames_line
+        return
+    click.echo()
+    if not stats:
+        return
+    remote = bot.backend.capabilities.remote
+    where = f"remote: {remote} · " if remote else ""  # screens and documents left this machine: say where to
+    click.echo(f"[chat {reply.conversation_id} · {where}{reply.footer()}]", err=True)
+    if sent_videos:
+        from .video import frames_line
 
-                for part in sent_videos:
-                    click.echo(f"[video {frames_line(part)}]", err=True)
-            if reply.grounding is not None and reply.grounding.shapes:
-                click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
-    if interrupted:
-        sys.exit(130)  # Ctrl+C: the reply is kept (stopped); the status says it was interrupted
+        for part in sent_videos:
+            click.echo(f"[video {frames_line(part)}]", err=True)
+    if reply.grounding is not None and reply.grounding.shapes:
+        click.echo(f"[{len(reply.grounding.shapes)} boxes/points found ({reply.grounding.format})]", err=True)
 
 
 def _piped_stdin_fd() -> int | None:

@@ -28,3 +28,20 @@ def make_pdf(path: Path, pages: list[str], size: tuple[int, int] = (300, 200)) -
     document.save(path)
     document.close()
     return path
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run `assistant ARGS...` in this process (assistant.cli.main): exit code, stdout, stderr."""
+    from assistant.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    """The single `error: ...` line a refused command printed (no traceback, nothing else on stderr)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]

@@ -26,7 +26,7 @@ from .dataset import TOO_LONG, VIDEO, DataSelection, build_dataset, split_exampl
 from .pairs import PairSet, PreferencePair, describe_pairs, pairs_from_file, pairs_from_store, split_pairs
 from .loop import Objective, Run, SFTObjective, StageOutcome, run_stage
 from .settings import TrainSettings
-from .trainer import data_section, lora_model, measure_examples, save_adapter
+from .trainer import check_same_data, data_section, lora_model, measure_examples, save_adapter
 
 if TYPE_CHECKING:
     from assistant.profiles import Profile
@@ -209,11 +209,7 @@ def train_with_preferences(
         dataset = build_dataset(store, settings.selection, plugins)
         pair_set.images.include(dataset.images)
         fingerprint = _fingerprint(fingerprint, dataset.fingerprint(system_prompt))
-    if saved is not None and saved.get("fingerprint") != fingerprint:
-        raise AssistantError(
-            "the training data changed since the interrupted run (chats added, edited, rated or corrected); "
-            "start over without --resume (add --overwrite)"
-        )
+    check_same_data(saved, fingerprint)
     if validation_set is not None:
         train_pairs, held_pairs = list(pair_set.pairs), list(validation_set.pairs)
     else:

@@ -154,11 +154,7 @@ def train_adapter(
             fingerprint = hashlib.sha256(
                 (fingerprint + validation_set.fingerprint(profile.chat.system_prompt)).encode()
             ).hexdigest()
-        if saved is not None and saved.get("fingerprint") != fingerprint:
-            raise AssistantError(
-                "the training data changed since the interrupted run (chats added, edited, rated or corrected); "
-                "start over without --resume (add --overwrite)"
-            )
+        check_same_data(saved, fingerprint)
         if validation_set is not None:
             train, held_out = list(dataset.examples), list(validation_set.examples)
         else:
@@ -168,6 +164,15 @@ def train_adapter(
     finally:
         if own_store and store is not None:
             store.close()
+
+
+def check_same_data(saved: dict[str, Any] | None, fingerprint: str) -> None:
+    """A resumed run must train on the data the interrupted one had (its fingerprint)."""
+    if saved is not None and saved.get("fingerprint") != fingerprint:
+        raise AssistantError(
+            "the training data changed since the interrupted run (chats added, edited, rated or corrected); "
+            "start over without --resume (add --overwrite)"
+        )
 
 
 def _train(

@@ -10,24 +10,10 @@ import sys
 
 import pytest
 
-from assistant.cli import main
 from assistant.paths import user_paths
 from assistant.store import Store
-from tests.helpers import make_image
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+from tests.helpers import make_image, one_line_error
+from tests.helpers import run_cli as run
 
 
 def ask(capsys, *args):

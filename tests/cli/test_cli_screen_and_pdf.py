@@ -5,16 +5,10 @@ from __future__ import annotations
 import pymupdf
 import pytest
 
-from assistant.cli import main
 from assistant.store import Store
 from tests.helpers import make_pdf
+from tests.helpers import run_cli as run
 from xvfb import requires_xvfb
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.xvfb

@@ -6,22 +6,10 @@ import json
 
 import pytest
 
-from assistant.cli import main
 from assistant.store import Store
+from tests.helpers import one_line_error
+from tests.helpers import run_cli as run
 from tests.video.videos import make_audio_only, make_video
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    return lines[0]
 
 
 def test_ask_about_a_video_then_show_the_chat(capsys, tmp_path):

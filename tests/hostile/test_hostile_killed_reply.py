@@ -85,9 +85,33 @@ def test_a_killed_reply_keeps_its_streamed_text_and_is_marked_interrupted(sig):
     assert reply.meta.extra["finish_reason"] == "interrupted" and "writer_pid" not in reply.meta.extra
 
 
+# `assistant ask` writing to a terminal that reads slowly, so Ctrl+C comes while the reply streams whatever its length.
+SLOW_TERMINAL_ASK = textwrap.dedent(
+    """
+    import sys, time
+    from assistant.cli import entry_point
+
+    class SlowTerminal:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, text):
+            time.sleep(0.3)
+            return self.stream.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+    sys.stdout = SlowTerminal(sys.stdout)
+    sys.argv = ["assistant", "ask", "--profile", "tiny-smolvlm", "--max-tokens", "1500", "tell me"]
+    entry_point()
+    """
+)
+
+
 def test_ctrl_c_in_ask_keeps_the_text_as_stopped_and_exits_130():
     child = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "ask", "--profile", "tiny-smolvlm", "--max-tokens", "1500", "tell me"],
+        [sys.executable, "-c", SLOW_TERMINAL_ASK],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -119,19 +119,23 @@ class Composer(Vertical):
         from ...images import load_image_file
 
         for path in paths:
-            try:
-                image = load_image_file(path)
-            except AssistantError as error:
-                self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
-                continue
-            except Exception as error:  # noqa: BLE001
-                log.exception("reading %s failed", path)
-                self.app.call_from_thread(
-                    self.notify, f"cannot attach {path}: {type(error).__name__}: {error}", severity="error", markup=False
-                )
-                continue
-            self.post_message(ImageLoaded(image))
+            image = self._read_for_chip(load_image_file, path)
+            if image is not None:
+                self.post_message(ImageLoaded(image))
         self.post_message(ImagesDone())
+
+    def _read_for_chip(self, read: "Callable[[Path], Any]", path: Path) -> Any:
+        """`read(path)` on the worker thread; a file that cannot be attached is a notice (None), never a crash."""
+        try:
+            return read(path)
+        except AssistantError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
+        except Exception as error:  # noqa: BLE001
+            log.exception("reading %s failed", path)
+            self.app.call_from_thread(
+                self.notify, f"cannot attach {path}: {type(error).__name__}: {error}", severity="error", markup=False
+            )
+        return None
 
     @guarded
     def on_image_loaded(self, event: ImageLoaded) -> None:
@@ -161,21 +165,15 @@ class Composer(Vertical):
     @work(thread=True, group="attach", exit_on_error=False)
     def _load_videos(self, paths: list[Path]) -> None:
         for path in paths:
-            try:
-                if self.load_video is None:
-                    raise AssistantError("videos cannot be attached before the profile is open; try again")
-                part = self.load_video(path)
-            except AssistantError as error:
-                self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
-                continue
-            except Exception as error:  # noqa: BLE001
-                log.exception("reading the video %s failed", path)
-                self.app.call_from_thread(
-                    self.notify, f"cannot attach {path}: {type(error).__name__}: {error}", severity="error", markup=False
-                )
-                continue
-            self.app.call_from_thread(self._add_video_chip, part)
+            part = self._read_for_chip(self._sample_video, path)
+            if part is not None:
+                self.app.call_from_thread(self._add_video_chip, part)
         self.post_message(ImagesDone())
+
+    def _sample_video(self, path: Path) -> Any:
+        if self.load_video is None:
+            raise AssistantError("videos cannot be attached before the profile is open; try again")
+        return self.load_video(path)
 
     @guarded
     def _add_video_chip(self, part: Any) -> None:

@@ -59,6 +59,7 @@ def test_a_killed_reply_keeps_its_streamed_text_and_is_marked_interrupted(sig):
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env=dict(os.environ),
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # a runner under nohup ignores SIGHUP
     )
     try:
         deadline = time.monotonic() + 240

@@ -666,9 +666,15 @@ def test_ctrl_c_in_the_cli_stops_the_action_loop_before_the_next_action(app, ass
         time.sleep(0.3)  # the second click is now waiting for its turn (10 s)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Ctrl+C raises KeyboardInterrupt as in a terminal's foreground process, even when this test runs where SIGINT
+    # is ignored (a background job of a script).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=interrupt, daemon=True)
     watcher.start()
-    code = main(["ask", "--agent", "press OK, then Cancel"])
+    try:
+        code = main(["ask", "--agent", "press OK, then Cancel"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     watcher.join(30)
     out, err = capsys.readouterr()
     assert code == 0, err

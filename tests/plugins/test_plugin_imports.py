@@ -184,7 +184,8 @@ def test_the_users_ctrl_c_during_a_plugin_import_still_stops_the_command(environ
     environment["SLOWPOKE_SLEEP"] = "120"
     marker = Path(environment["SLOWPOKE_MARKER"])
     process = subprocess.Popen([sys.executable, "-m", "assistant", "chats", "list"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
+                               stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():  # the plugin is being imported (it sleeps right after writing the marker)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from PIL import Image
 
 import assistant.engine.engine as engine_module
@@ -63,15 +62,6 @@ def write_dataset(folder):
     path = folder / "agent.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def one_thread(monkeypatch):
-    """Tiny models gain nothing from more threads; on a busy 2-core runner they lose a lot (oversubscription)."""
-    previous = torch.get_num_threads()
-    monkeypatch.setenv("ASSISTANT_THREADS", "1")
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.xvfb

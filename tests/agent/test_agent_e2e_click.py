@@ -18,12 +18,10 @@ import json
 from typing import Any
 
 import pytest
-import torch
 
 from assistant import Assistant
 from assistant.cli import main
 from assistant.conversation import ToolCallPart
-from assistant.paths import user_paths
 from assistant.screenmap import forget_captures
 from assistant.store import Store
 from test_agent_actions import app  # noqa: F401  (the fixture: the Tk app on monitor 2 of Xvfb)
@@ -41,15 +39,6 @@ steps or a higher rate did not (lr 7e-3 x 35 steps, 5e-3 x 50, 1e-2 x 100)."""
 
 def click_call(x: int, y: int) -> str:
     return json.dumps({"tool": "click", "arguments": {"x": x, "y": y}})
-
-
-@pytest.fixture
-def one_thread(monkeypatch):
-    """Tiny models gain nothing from more threads; on a busy 2-core runner they lose a lot (oversubscription)."""
-    previous = torch.get_num_threads()
-    monkeypatch.setenv("ASSISTANT_THREADS", "1")
-    yield
-    torch.set_num_threads(previous)
 
 
 def ask(*words: str) -> list[str]:

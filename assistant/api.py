@@ -241,7 +241,6 @@ class Assistant:
         Nothing is stored: an image removed before sending costs nothing but the work done.
         """
         from .hooktypes import GenerationRequest
-        from .images import decode_image_bytes
 
         if chat is not None and chat.replying:
             return None  # its reply is not finished: the prompt to prefill is not known yet
@@ -255,8 +254,8 @@ class Assistant:
         store = self.store
 
         def open_image(part: ImagePart) -> Any:
-            image = pending.get(part.sha256)  # decoded as the store will decode it once it is sent
-            return decode_image_bytes(image.data, image.source) if image is not None else store.open_image(part)
+            image = pending.get(part.sha256)  # its bitmap is decoded from the bytes the store will keep: the same pixels
+            return image.image if image is not None else store.open_image(part)
 
         parts: list[Any] = [ImagePart(image.sha256, image.width, image.height, image.source) for image in images]
         history = list(chat.conversation.messages) if chat is not None else []

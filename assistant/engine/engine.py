@@ -149,13 +149,8 @@ class Engine:
 
             torch.manual_seed(settings.seed)  # generation runs next on this same thread: nothing else draws first
         inputs, dropped = self.prepare(messages, open_image, kwargs["max_new_tokens"], system_prompt, tools)
+        plan = self._reuse_plan(inputs, kwargs)
         tokenizer = self.loaded.tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        kwargs.setdefault("pad_token_id", pad)
-        plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
-        self.vision_cache.scope = self.loaded.adapter
-        if plan.past_key_values is not None:
-            kwargs["past_key_values"] = plan.past_key_values
         adapter = self.loaded.adapter
 
         def remember(stream: TextStream) -> None:
@@ -173,6 +168,18 @@ class Engine:
         )
         stream.stats.reused_tokens = plan.prefix
         return stream, inputs, dropped
+
+    def _reuse_plan(self, inputs: PromptInputs, kwargs: dict[str, Any]) -> Any:
+        """What of the cached conversation this prompt reuses (cache.ConversationCache.plan); `kwargs` for
+        `generate` get the padding id and the cache to continue from."""
+        tokenizer = self.loaded.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        kwargs.setdefault("pad_token_id", pad)
+        plan = self.cache.plan(self.loaded, inputs.tensors, inputs.image_keys, self.loaded.adapter)
+        self.vision_cache.scope = self.loaded.adapter
+        if plan.past_key_values is not None:
+            kwargs["past_key_values"] = plan.past_key_values
+        return plan
 
     def generate_batch(self, requests: Sequence[Any], stop: threading.Event | None = None) -> list[Any]:
         """Answer several one-turn GenerationRequests with one `generate` call (engine.batching); the chat's KV
@@ -269,16 +276,10 @@ class Engine:
             return 0
         inputs, _ = self.prepare(messages, open_image, 1, system_prompt, tools)
         loaded = self.loaded
-        plan = self.cache.plan(loaded, inputs.tensors, inputs.image_keys, loaded.adapter)
-        self.vision_cache.scope = loaded.adapter
-        tokenizer = loaded.tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        kwargs = dict(plan.model_inputs, max_new_tokens=1, do_sample=False, pad_token_id=pad,
-                      return_dict_in_generate=True)
-        if plan.past_key_values is not None:
-            kwargs["past_key_values"] = plan.past_key_values
+        kwargs: dict[str, Any] = {"max_new_tokens": 1, "do_sample": False, "return_dict_in_generate": True}
+        plan = self._reuse_plan(inputs, kwargs)
         with torch.inference_mode():
-            output = loaded.model.generate(**kwargs)
+            output = loaded.model.generate(**plan.model_inputs, **kwargs)
         self.cache.remember(loaded, output.sequences[0].tolist(), output.past_key_values, inputs.image_keys,
                             loaded.adapter)
         trim_freed_memory()

@@ -402,25 +402,21 @@ class Chat:
         A new chat whose first reply fails before any text is not kept: the error says so and where the question
         was written (UNSAVED_QUESTIONS_FILE in the data dir).
         """
-        if not text or not text.strip():
-            raise AssistantError("the question is empty; type a question (images alone need one too)")
-        options = GenerationOptions(max_new_tokens, temperature, top_p, seed, system).check()
-        self._close_current()
-        try:
+        try:  # refused before anything is saved: a new chat is not left behind empty ("(untitled)")
+            if not text or not text.strip():
+                raise AssistantError("the question is empty; type a question (images alone need one too)")
+            options = GenerationOptions(max_new_tokens, temperature, top_p, seed, system).check()
+            self._close_current()
             videos = self._video_parts(video, fps, max_frames)
+            parts = self._image_parts(images or ()) + videos
+            self._check_mixed_media(parts)
         except AssistantError:
-            self._unkeep_if_empty()  # a bad video leaves no empty "(untitled)" chat behind
+            self._unkeep_if_empty()
             raise
         for part in videos:
             if part.truncated:  # said with the reply, so nobody takes the answer for one about the whole video
                 note = f"{part.source} ends early at {part.duration:.1f} s (truncated): only that part was seen"
                 extra = {**(extra or {}), "notes": [*(extra or {}).get("notes", []), note]}
-        parts = self._image_parts(images or ()) + videos
-        try:
-            self._check_mixed_media(parts)
-        except AssistantError:
-            self._unkeep_if_empty()
-            raise
         body = f"{context_text.rstrip()}\n\n{text}" if context_text.strip() else text
         parts.append(TextPart(body))
         self._ensure_saved()

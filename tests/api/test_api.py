@@ -192,7 +192,7 @@ def test_empty_question_is_refused_and_nothing_saved(bot):
     chat = bot.chat()
     with pytest.raises(AssistantError, match="empty"):
         chat.ask("   ")
-    assert bot.store.get_conversation(chat.id).messages == []
+    assert bot.store.list_conversations() == []  # the new chat is not left behind empty
 
 
 def test_bad_image_is_refused_before_anything_is_saved(bot, tmp_path):
@@ -203,7 +203,18 @@ def test_bad_image_is_refused_before_anything_is_saved(bot, tmp_path):
         chat.ask("What is this?", images=[not_image])
     with pytest.raises(AssistantError, match="not found"):
         chat.ask("What is this?", images=[tmp_path / "missing.png"])
-    assert bot.store.get_conversation(chat.id).messages == []
+    assert bot.store.list_conversations() == []  # no empty "(untitled)" chat, as after a bad video
+    reply = chat.ask("What is this?", images=[make_image(tmp_path / "fine.png")], max_new_tokens=2)
+    (summary,) = bot.store.list_conversations()  # the same Chat object goes on, saved at its first question
+    assert summary.id == chat.id == reply.conversation_id and [m.role for m in chat.messages] == ["user", "assistant"]
+
+
+def test_a_bad_image_in_a_chat_with_messages_keeps_them(bot, tmp_path):
+    chat = bot.chat()
+    chat.ask("Hello?", max_new_tokens=2)
+    with pytest.raises(AssistantError, match="not found"):
+        chat.ask("And this?", images=[tmp_path / "missing.png"])
+    assert [m.role for m in bot.store.get_conversation(chat.id).messages] == ["user", "assistant"]
 
 
 def unsaved_questions() -> list[dict]:

@@ -19,6 +19,7 @@ from .generation import TextStream, sampling_kwargs
 from .inputs import ImageOpener, PromptInputs, build_inputs
 from .loading import LoadedModel, Progress, load_model
 from .vision_cache import VisionCache, install_vision_cache
+from .vision_disk import DiskFeatures, model_identity
 
 
 @dataclass
@@ -40,8 +41,9 @@ class Engine:
     def __init__(self, loaded: LoadedModel, reuse_cache: bool = True) -> None:
         self.loaded = loaded
         self.cache = ConversationCache(enabled=reuse_cache)
-        self.vision_cache = VisionCache()
+        self.vision_cache = VisionCache(device=str(loaded.device))
         """Encoded image features by content (engine/vision_cache.py): a known screen skips the encoder."""
+        self._attach_disk_tier()
         install_vision_cache(loaded.model, self.vision_cache)
         self._active: TextStream | None = None
         self._lock = threading.Lock()
@@ -49,6 +51,15 @@ class Engine:
         self._decoder_pending = bool(loaded.profile.generation.fast_decode)
         """The fused step is built on first use, not at load: fusing copies the q/k/v and gate/up weights
         (0.7 s of CPU in bf16, 1.2 s in fp32 for SmolVLM-256M, docs/performance.md) and start-up should not wait."""
+
+    def _attach_disk_tier(self) -> None:
+        """The vision cache's on-disk tier, when ASSISTANT_VISION_DISK_MB asks for it (engine/vision_disk.py)."""
+        from ..paths import user_paths
+
+        disk = DiskFeatures.from_environment(user_paths().cache)
+        if disk is not None:
+            self.vision_cache.disk = disk
+            self.vision_cache.disk_identity = model_identity(self.loaded.source, self.loaded.model)
 
     @classmethod
     def load(cls, profile: Profile, progress: Progress | None = None) -> "Engine":

@@ -14,7 +14,8 @@ vision weights' dtype and storage, and the active adapter. Tiles are independent
 them), so a prompt whose images are partly cached encodes only the missing ones.
 
 Bounded in bytes (LRU). Bypassed while gradients are on (training) and for batches of several prompts.
-`ASSISTANT_VISION_CACHE_MB` sets the bound (default 64; 0 turns the cache off).
+`ASSISTANT_VISION_CACHE_MB` sets the bound (default 64; 0 turns the cache off). Behind it, opt-in, the same
+features on disk for later processes (engine/vision_disk.py, `ASSISTANT_VISION_DISK_MB`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Hashable
+
+from .vision_disk import DiskFeatures, disk_name
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,13 @@ class VisionCache:
     """What else the features depend on, set by the engine before each reply (the active adapter's name)."""
     hits: int = 0
     misses: int = 0
+    disk: DiskFeatures | None = None
+    """The on-disk tier (None: off, the default)."""
+    disk_identity: str | None = None
+    """The model's identity across processes (vision_disk.model_identity), set by the engine with `disk`."""
+    device: str = "cpu"
+    """Where features read from disk go (the model's device)."""
+    disk_hits: int = 0
     _entries: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)
     _bytes: int = 0
 
@@ -66,12 +76,36 @@ class VisionCache:
         self._bytes = 0
 
     def get(self, key: tuple) -> Any:
+        """The features for `key` ((model state, kind, pixel digest)): from memory, else from disk."""
         value = self._entries.get(key)
         if value is not None:
             self._entries.move_to_end(key)
+            return value
+        name = self._disk_name(key)
+        if name is None:
+            return None
+        value = self.disk.get(name)
+        if value is not None:
+            value = value.to(self.device)
+            self.disk_hits += 1
+            self._remember(key, value)
         return value
 
     def put(self, key: tuple, value: Any) -> None:
+        self._remember(key, value)
+        name = self._disk_name(key)
+        if name is not None:
+            self.disk.put(name, value)
+
+    def _disk_name(self, key: tuple) -> str | None:
+        if self.disk is None or self.disk_identity is None or not self.enabled:
+            return None
+        (dtype, _storage, adapter), kind, pixels = key
+        if adapter is not None:  # an adapter may be retrained under the same name: memory only
+            return None
+        return disk_name(f"{self.disk_identity}|{dtype}", kind, pixels)
+
+    def _remember(self, key: tuple, value: Any) -> None:
         size = value.numel() * value.element_size()
         if not self.enabled or size > self.max_bytes:
             return

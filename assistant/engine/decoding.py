@@ -12,9 +12,7 @@ the streamer, and hands the decoding loop to us through its public `custom_gener
 - keys and values written into a preallocated buffer (the conversation's DynamicCache holds views of it, so
   the next turn continues from it as before) instead of a concatenation that copies the whole cache per token;
 - grouped-query attention with the query heads of a group as rows, so keys are never repeated;
-- bf16 products as matrix-vector products (measured 16 ms against 23 ms for `linear` on this machine's CPU);
-- bf16 attention over an fp32 copy of the keys/values made once per reply: PyTorch's CPU attention over a bf16
-  cache of ~900 positions took ~20 % of an int8 step (its bf16 kernel is many times slower than its fp32 one).
+- bf16 products as matrix-vector products (measured 16 ms against 23 ms for `linear` on this machine's CPU).
 
 fp32 steps reproduce transformers' arithmetic; tests compare both paths token by token on the tiny models.
 """
@@ -95,13 +93,6 @@ class FastDecoder:
         hidden = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * hidden.to(x.dtype)
 
-    @property
-    def attention_dtype(self) -> Any:
-        """The dtype attention runs in: fp32 for half-precision models (their CPU kernel is far slower)."""
-        import torch
-
-        return torch.float32 if self.dtype in (torch.bfloat16, torch.float16) else self.dtype
-
     def matches(self, model: Any) -> bool:
         """True while the model's weights are still the fused tensors (`model.to(...)` replaces them)."""
         decoder = text_decoder(model)
@@ -141,9 +132,9 @@ class FastDecoder:
             qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], dim=-1) * sin
             keys, values = cache.write(index, slot, qk[:, heads:].view(1, kv_heads, 1, dim),
                                        qkv[..., q_size + kv_size :].view(1, kv_heads, 1, dim))
-            query = qk[:, :heads].reshape(1, kv_heads, heads // kv_heads, dim).to(keys.dtype)
+            query = qk[:, :heads].reshape(1, kv_heads, heads // kv_heads, dim)
             attended = F.scaled_dot_product_attention(query, keys, values, scale=self.attention_scale)
-            x = x + self._linear(attended.reshape(1, 1, q_size).to(self.dtype), layer.out, layer.out_bias)
+            x = x + self._linear(attended.reshape(1, 1, q_size), layer.out, layer.out_bias)
             gate_up = self._linear(self._norm(x, layer.norm_post), layer.gate_up)
             x = x + self._linear(F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :], layer.down)
         cache.advance()
@@ -152,52 +143,36 @@ class FastDecoder:
 
 
 class KVBuffers:
-    """Preallocated keys/values for a DynamicCache; the cache's layers always hold views of the filled part.
+    """Preallocated keys/values for a DynamicCache; the cache's layers always hold views of the filled part."""
 
-    With `attention_dtype` differing from the cache's (fp32 beside a bf16 model), a copy in that dtype is kept
-    alongside for the step's attention, for this reply only: the cache itself stays in the model's dtype.
-    """
+    def __init__(self, cache: Any, spare: int = _SPARE_POSITIONS) -> None:
+        import torch
 
-    def __init__(self, cache: Any, spare: int = _SPARE_POSITIONS, attention_dtype: Any = None) -> None:
         self.cache = cache
         self.spare = spare
         self.length = int(cache.get_seq_length())
         self.keys: list[Any] = []
         self.values: list[Any] = []
-        self.attention_keys: list[Any] = []
-        self.attention_values: list[Any] = []
         for old_keys, old_values in hf_private.cache_tensors(cache):
-            self.keys.append(self._filled(old_keys, old_keys.dtype))
-            self.values.append(self._filled(old_values, old_values.dtype))
-            if attention_dtype is not None and attention_dtype != old_keys.dtype:
-                self.attention_keys.append(self._filled(old_keys, attention_dtype))
-                self.attention_values.append(self._filled(old_values, attention_dtype))
+            shape = list(old_keys.shape)
+            shape[2] = self.length + spare
+            keys = torch.empty(shape, dtype=old_keys.dtype, device=old_keys.device)
+            values = torch.empty(shape, dtype=old_values.dtype, device=old_values.device)
+            keys[:, :, : self.length] = old_keys
+            values[:, :, : self.length] = old_values
+            self.keys.append(keys)
+            self.values.append(values)
         self._publish()
-
-    def _filled(self, old: Any, dtype: Any) -> Any:
-        """A buffer with room for `spare` more positions, holding `old` (converted to `dtype`) in front."""
-        import torch
-
-        shape = list(old.shape)
-        shape[2] = self.length + self.spare
-        buffer = torch.empty(shape, dtype=dtype, device=old.device)
-        buffer[:, :, : self.length] = old
-        return buffer
 
     @property
     def capacity(self) -> int:
         return int(self.keys[0].shape[2])
 
     def write(self, index: int, slot: int, key: Any, value: Any) -> tuple[Any, Any]:
-        """Store one position's key/value in layer `index`; returns the layer's keys/values up to it, in the
-        attention dtype."""
+        """Store one position's key/value in layer `index`; returns the layer's keys/values up to it."""
         self.keys[index][:, :, slot : slot + 1] = key
         self.values[index][:, :, slot : slot + 1] = value
-        if not self.attention_keys:
-            return self.keys[index][:, :, : slot + 1], self.values[index][:, :, : slot + 1]
-        self.attention_keys[index][:, :, slot : slot + 1] = key
-        self.attention_values[index][:, :, slot : slot + 1] = value
-        return self.attention_keys[index][:, :, : slot + 1], self.attention_values[index][:, :, : slot + 1]
+        return self.keys[index][:, :, : slot + 1], self.values[index][:, :, : slot + 1]
 
     def advance(self) -> None:
         self.length += 1
@@ -208,7 +183,7 @@ class KVBuffers:
     def _grow(self) -> None:
         import torch
 
-        for store in (self.keys, self.values, self.attention_keys, self.attention_values):
+        for store in (self.keys, self.values):
             for index, tensor in enumerate(store):
                 extra = torch.empty_like(tensor[:, :, : self.spare])
                 store[index] = torch.cat([tensor, extra], dim=2)
@@ -407,7 +382,7 @@ class FastDecodeLoop:
             if bool(stopping_criteria(input_ids, scores).all()):
                 break
             if buffers is None:
-                buffers = KVBuffers(cache, attention_dtype=self.decoder.attention_dtype)
+                buffers = KVBuffers(cache)
             position = buffers.length + self.decoder.rope_offset()
             logits = self.decoder.step(token[:, None], position, buffers).to(dtype=torch.float32)
             self.steps += 1

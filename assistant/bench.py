@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,25 +99,32 @@ def timed_imports() -> tuple[float, float]:
 
 # --- the two sides (each runs in its own process) --------------------------------------------
 
-def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
-    """Our engine; ASSISTANT_BENCH_QUANTIZE=int8 (`--quantize int8`) decodes with int8 weights."""
+def _bench_assistant(profile_name: str, new_tokens: int) -> Any:
+    """An Assistant on a throwaway store, greedy, exactly `new_tokens` a reply, its local model built (not loaded).
+
+    ASSISTANT_BENCH_QUANTIZE=int8 (`--quantize int8`) decodes with int8 weights."""
     from .api import Assistant
-    from .engine import executor
-    from .engine.inputs import image_kwargs
-    from .images import image_from_pil
+    from .engine.loading import model_source
     from .store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    store = Store(work / "bench.sqlite3", work / "images")
-    bot = Assistant.from_profile(profile_name, store=store)
+    bot = Assistant.from_profile(profile_name, store=Store(work / "bench.sqlite3", work / "images"))
     if os.environ.get("ASSISTANT_BENCH_QUANTIZE"):
         bot.profile.model.dtype = os.environ["ASSISTANT_BENCH_QUANTIZE"]  # type: ignore[assignment]
     bot.profile.generation.max_new_tokens = new_tokens
     bot.profile.generation.min_new_tokens = new_tokens
     bot.profile.generation.temperature = 0.0
-    from .engine.loading import model_source
-
     model_source(bot.profile)  # build the local model first: building is not loading
+    return bot
+
+
+def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
+    """Our engine: load, the screenshot questions, the caches."""
+    from .engine import executor
+    from .engine.inputs import image_kwargs
+    from .images import image_from_pil
+
+    bot = _bench_assistant(profile_name, new_tokens)
     import_s, import_cpu_s = timed_imports()
     start, cpu = time.perf_counter(), time.process_time()
     bot.load()
@@ -171,6 +179,49 @@ def run_ours(profile_name: str, runs: int, new_tokens: int) -> SideResult:
     }
     result.peak_rss_mb = peak_rss_mb()
     return result
+
+
+def run_disk_probe(profile_name: str, runs: int, new_tokens: int) -> SideResult:
+    """The screenshot question once, in this new process, with the vision cache's disk tier in the folder
+    ASSISTANT_BENCH_DISK_DIR (engine/vision_disk.py): the first such process encodes the tiles and writes them,
+    a later one reads them. Never the user's own cache folder."""
+    from .engine import executor
+    from .engine.vision_disk import DiskFeatures, model_identity
+    from .images import image_from_pil
+
+    bot = _bench_assistant(profile_name, new_tokens)
+    bot.load()
+    engine = bot.engine
+    cache = engine.vision_cache
+    cache.disk = DiskFeatures(Path(os.environ["ASSISTANT_BENCH_DISK_DIR"]), 1 << 30)
+    cache.disk_identity = model_identity(engine.loaded.source, engine.loaded.model)
+    executor.run(lambda: engine.decoder)  # fused apart, as in run_ours
+    reply = bot.chat().ask(QUESTION, images=[image_from_pil(screenshot_like_image(), "bench screenshot")])
+    result = SideResult(name="disk", ttft_turn1_s=reply.ttft_s or 0.0, prompt_tokens=reply.prompt_tokens, runs=1)
+    result.raw = {"tiles_from_disk": [float(cache.disk_hits)], "tiles_encoded": [float(cache.misses)]}
+    result.peak_rss_mb = peak_rss_mb()
+    return result
+
+
+def _disk_table(profile: str, runs: int, new_tokens: int, threads: int, say: Any) -> dict[str, Any]:
+    """The same screenshot question in new processes sharing one disk-tier folder: the first encodes, the next
+    `runs` read the tiles back (what a second `assistant ask` about the same page feels)."""
+    say(f"the on-disk vision cache: the screenshot question in {runs + 1} new processes")
+    folder = tempfile.mkdtemp(prefix="bench-vision-")
+    try:
+        extra = {"ASSISTANT_BENCH_DISK_DIR": folder}
+        first = run_side("disk", profile, 1, new_tokens, threads, extra_env=extra)
+        later = [run_side("disk", profile, 1, new_tokens, threads, extra_env=extra) for _ in range(runs)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "first_process_ttft_s": first["ttft_turn1_s"],
+        "first_process_tiles_encoded": int(first["raw"]["tiles_encoded"][0]),
+        "next_process_ttft_s": median([side["ttft_turn1_s"] for side in later]),
+        "next_process_tiles_from_disk": int(min(side["raw"]["tiles_from_disk"][0] for side in later)),
+        "next_process_tiles_encoded": int(max(side["raw"]["tiles_encoded"][0] for side in later)),
+        "raw_next_process_ttft_s": [side["ttft_turn1_s"] for side in later],
+    }
 
 
 def _time_preprocessing(processor: Any, prompt: str, image: Any, kwargs: dict[str, Any]) -> float:
@@ -303,9 +354,10 @@ def decode_bytes_per_token(profile_name: str, quantize: str | None = None) -> tu
 # --- the report -------------------------------------------------------------------------------
 
 def run_side(
-    side: str, profile: str, runs: int, new_tokens: int, threads: int, quantize: str | None = None, pause_s: float = 0.0
+    side: str, profile: str, runs: int, new_tokens: int, threads: int, quantize: str | None = None, pause_s: float = 0.0,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    env = dict(os.environ, ASSISTANT_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, ASSISTANT_THREADS=str(threads), OMP_NUM_THREADS=str(threads), **(extra_env or {}))
     env["ASSISTANT_BENCH_PAUSE_S"] = str(pause_s)
     env.pop("ASSISTANT_BENCH_QUANTIZE", None)
     if quantize and side == "ours":
@@ -331,14 +383,17 @@ def benchmark(
     llama_model: str | None = None,
     screenshot: bool = True,
     pause_s: float = 0.0,
+    disk_cache: bool = False,
 ) -> dict[str, Any]:
-    """The report; `decode_dtypes`, `hog` and `llama_bench` add the decode table (assistant/bench_decode.py)."""
+    """The report; `decode_dtypes`, `hog` and `llama_bench` add the decode table (assistant/bench_decode.py),
+    `disk_cache` the on-disk vision cache's TTFT in a new process."""
     threads = threads or os.cpu_count() or 1
     say = progress or (lambda message: None)
     ours: dict[str, Any] = asdict(SideResult(name="ours (screenshot part skipped)"))
     if screenshot:
         say(f"building / loading {profile} and running our engine ({runs} runs)")
         ours = run_side("ours", profile, runs, new_tokens, threads, quantize, pause_s)
+    disk = _disk_table(profile, runs, new_tokens, threads, say) if disk_cache and screenshot else None
     decode = _decode_table(profile, decode_dtypes, hog, llama_bench, llama_model, new_tokens, threads, runs, say)
     pipe = None
     if include_pipeline and screenshot:
@@ -367,6 +422,7 @@ def benchmark(
         "ours": ours,
         "pipeline": pipe,
         "decode": decode,
+        "disk_cache": disk,
         "memory_bandwidth_gbs": bandwidth,
         "text_model_params": params,
         "decode_bytes_per_token": per_token,
@@ -379,6 +435,9 @@ def benchmark(
             "cached_image_over_turn1": _ratio(ours.get("ttft_cached_image_s"), ours["ttft_turn1_s"]),
             "encoded_ahead_over_turn1": _ratio(ours.get("ttft_encoded_ahead_s"), ours["ttft_turn1_s"]),
             "after_pause_over_turn1": _ratio(ours.get("ttft_after_pause_s"), ours["ttft_turn1_s"]),
+            "disk_next_process_over_first": _ratio(
+                disk and disk["next_process_ttft_s"], disk and disk["first_process_ttft_s"]
+            ),
             "decode_ours_over_roofline": _ratio(ours["decode_tokens_per_s"], roofline),
             "decode_int8_over_llama_cpp": _ratio(
                 _decode_rate(decode, "int8"), decode.get("llama_cpp") and decode["llama_cpp"]["idle"]["tokens_per_s"]
@@ -470,6 +529,13 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     for key, value in ratios.items():
         lines.append(f"{key:<36} {value}")
+    disk = report.get("disk_cache")
+    if disk:
+        lines.append(
+            f"on-disk vision cache: TTFT {disk['first_process_ttft_s']:.2f} s in the process that encoded the "
+            f"screenshot ({disk['first_process_tiles_encoded']} tiles), {disk['next_process_ttft_s']:.2f} s in a new "
+            f"process ({disk['next_process_tiles_from_disk']} tiles read from disk, {disk['next_process_tiles_encoded']} encoded)"
+        )
     decode = report.get("decode") or {}
     if decode.get("rows") or decode.get("llama_cpp"):
         from .bench_decode import format_decode_table
@@ -480,7 +546,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _worker(argv: list[str]) -> None:
     side, profile, runs, new_tokens = argv[0], argv[1], int(argv[2]), int(argv[3])
-    runner = run_ours if side == "ours" else run_pipeline
+    runner = {"ours": run_ours, "pipeline": run_pipeline, "disk": run_disk_probe}[side]
     print(json.dumps(asdict(runner(profile, runs, new_tokens))))
 
 

@@ -785,10 +785,12 @@ def plugins_list(clear: bool) -> None:
 @click.option("--screenshot/--no-screenshot", default=True, help="Run the screenshot questions (off: only --decode).")
 @click.option("--pause", "pause_s", type=click.FloatRange(0, 600), default=0.0, show_default=True,
               help="Also time a question sent this many seconds after the screenshot was attached (encode while typing).")
+@click.option("--disk-cache", is_flag=True,
+              help="Also time the screenshot question in new processes sharing the vision cache's disk tier.")
 def bench(
     profile: str, runs: int, new_tokens: int, threads: int | None, pipeline: bool, json_out: str | None,
     quantize: str | None, decode_dtypes: str, hog: int, llama_bench: str | None, llama_model: str | None,
-    screenshot: bool, pause_s: float,
+    screenshot: bool, pause_s: float, disk_cache: bool,
 ) -> None:
     """Measure load, preprocessing, first-token latency (turn 1 and follow-up), decode speed and memory."""
     from .bench import benchmark, format_table
@@ -798,12 +800,14 @@ def bench(
     unknown = [dtype for dtype in dtypes if dtype not in DTYPES]
     if unknown:
         raise AssistantError(f"unknown --decode dtype {unknown[0]!r}; use a comma-separated list of {', '.join(DTYPES)}")
+    if disk_cache and not screenshot:
+        raise AssistantError("--disk-cache times the screenshot question; leave out --no-screenshot to use it")
     if bool(llama_bench) != bool(llama_model):
         raise AssistantError("--llama-bench and --llama-model go together: the binary and the GGUF it should run")
     report = benchmark(
         profile, runs, new_tokens, threads, pipeline, progress=lambda m: click.echo(m, err=True), quantize=quantize,
         decode_dtypes=dtypes, hog=hog, llama_bench=llama_bench, llama_model=llama_model, screenshot=screenshot,
-        pause_s=pause_s,
+        pause_s=pause_s, disk_cache=disk_cache,
     )
     click.echo(format_table(report))
     if json_out:

@@ -87,3 +87,26 @@ def test_bench_refuses_an_unknown_dtype_and_a_llama_bench_without_its_model(caps
     fake.write_text("#!/bin/sh\n")
     assert main(["bench", "--profile", "tiny-smolvlm", "--llama-bench", str(fake)]) == 2
     assert "--llama-bench and --llama-model go together" in capsys.readouterr().err
+
+
+def test_bench_disk_cache_times_a_new_process_reading_the_tiles_back(capsys, tmp_path, monkeypatch):
+    import tempfile
+
+    from tests.helpers import one_line_error, run_cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the bench's shared folder is made
+    out_file = tmp_path / "bench.json"
+    code, out, err = run_cli(capsys, "bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4",
+                             "--no-pipeline", "--disk-cache", "--json", str(out_file))
+    assert code == 0, err
+    disk = json.loads(out_file.read_text())["disk_cache"]
+    assert disk["first_process_tiles_encoded"] > 0  # the first new process ran the encoder and wrote the tiles
+    assert disk["next_process_tiles_from_disk"] == disk["first_process_tiles_encoded"]  # the next read them all back
+    assert disk["next_process_tiles_encoded"] == 0
+    assert disk["first_process_ttft_s"] > 0 and disk["next_process_ttft_s"] > 0
+    assert "on-disk vision cache: TTFT" in out and "tiles read from disk, 0 encoded" in out
+    assert not list(tmp_path.glob("bench-vision-*"))  # the shared folder is gone; the user's cache never touched
+
+    code, out, err = run_cli(capsys, "bench", "--profile", "tiny-smolvlm", "--no-screenshot", "--disk-cache")
+    assert code != 0
+    assert "--disk-cache times the screenshot question" in one_line_error(err)

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-from .vision_disk import DiskFeatures, disk_name
+from .vision_disk import DiskFeatures, disk_name, megabytes_setting
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +35,7 @@ DEFAULT_MB = 64
 
 def default_max_bytes() -> int:
     """The bound from ASSISTANT_VISION_CACHE_MB (MB, 0 = off), else DEFAULT_MB."""
-    wanted = os.environ.get("ASSISTANT_VISION_CACHE_MB", "").strip()
-    megabytes = float(wanted) if wanted.replace(".", "", 1).isdigit() else DEFAULT_MB
-    return int(megabytes * 1024 * 1024)
+    return int(megabytes_setting("ASSISTANT_VISION_CACHE_MB", DEFAULT_MB) * 1024 * 1024)
 
 
 @dataclass

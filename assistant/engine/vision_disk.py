@@ -25,16 +25,27 @@ DISK_ENVIRONMENT = "ASSISTANT_VISION_DISK_MB"
 SUFFIX = ".safetensors"
 
 
-def disk_megabytes() -> float:
-    """The bound from ASSISTANT_VISION_DISK_MB (0 = off, the default; not a number = off, logged)."""
-    wanted = os.environ.get(DISK_ENVIRONMENT, "").strip()
+def megabytes_setting(name: str, default: float) -> float:
+    """A size in MB from the environment variable `name` (unset: `default`; negative: 0). A value that is not a
+    number keeps `default` and says so once, on the CLI's stderr and in the TUI."""
+    wanted = os.environ.get(name, "").strip()
     if not wanted:
-        return 0.0
+        return default
     try:
         return max(0.0, float(wanted))
     except ValueError:
-        log.warning("%s=%r is not a number of megabytes: the on-disk vision cache stays off", DISK_ENVIRONMENT, wanted)
-        return 0.0
+        from ..guard import announce
+
+        line = (f"warning: {name}={wanted!r} is not a number of megabytes, so {default:g} is used; "
+                "set it to a size such as 256, or 0 for off")
+        log.warning("%s", line)
+        announce("assistant", name, line)  # the CLI prints it, the TUI shows it
+        return default
+
+
+def disk_megabytes() -> float:
+    """The on-disk tier's bound from ASSISTANT_VISION_DISK_MB (0 = off, the default)."""
+    return megabytes_setting(DISK_ENVIRONMENT, 0.0)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from PIL import Image
 from assistant import Assistant
 from assistant.engine.vision_disk import DISK_ENVIRONMENT, DiskFeatures
 from tests.engine.test_vision_cache import _count_encoder_calls, _inputs, _logits
-from tests.helpers import make_image
+from tests.helpers import make_image, run_cli
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_the_bound_removes_the_least_recently_used_files(tmp_path):
     assert not list(disk.directory.glob(".*.tmp"))
 
 
-def test_off_unless_asked_and_a_bad_setting_is_off_with_a_warning(monkeypatch, shared_cache, tmp_path, caplog):
+def test_off_unless_asked_and_a_bad_setting_is_off_with_a_warning(monkeypatch, shared_cache, tmp_path, capsys):
     folder = shared_cache / "vision"
     shutil.rmtree(folder, ignore_errors=True)
     picture = make_image(tmp_path / "a.png", (300, 200), "red")
@@ -133,8 +133,23 @@ def test_off_unless_asked_and_a_bad_setting_is_off_with_a_warning(monkeypatch, s
     bot.chat().ask("What is this?", images=[picture], max_new_tokens=2)
     assert bot.engine.vision_cache.disk is None and _files(folder) == []
     monkeypatch.setenv(DISK_ENVIRONMENT, "lots")
-    with caplog.at_level("WARNING"):
-        other = Assistant.from_profile("tiny-smolvlm")
-        other.chat().ask("What is this?", images=[picture], max_new_tokens=2)
-    assert other.engine.vision_cache.disk is None and _files(folder) == []
-    assert "is not a number of megabytes" in caplog.text
+    code, out, err = run_cli(capsys, "ask", "--profile", "tiny-smolvlm", "--image", str(picture), "What is this?")
+    assert code == 0, err
+    assert err.splitlines()[0] == (f"warning: {DISK_ENVIRONMENT}='lots' is not a number of megabytes, so 0 is used; "
+                                   "set it to a size such as 256, or 0 for off")
+    assert _files(folder) == []
+
+
+def test_a_memory_bound_that_is_not_a_number_keeps_the_default_and_says_so(monkeypatch, capsys, tmp_path):
+    from assistant.engine.vision_cache import DEFAULT_MB, default_max_bytes
+
+    monkeypatch.setenv("ASSISTANT_VISION_CACHE_MB", "12")
+    assert default_max_bytes() == 12 * 1024 * 1024
+    monkeypatch.setenv("ASSISTANT_VISION_CACHE_MB", "-3")
+    assert default_max_bytes() == 0  # off
+    monkeypatch.setenv("ASSISTANT_VISION_CACHE_MB", "64MB")
+    picture = make_image(tmp_path / "a.png", (300, 200), "red")
+    code, out, err = run_cli(capsys, "ask", "--profile", "tiny-smolvlm", "--image", str(picture), "What is this?")
+    assert code == 0, err
+    assert err.splitlines()[0] == ("warning: ASSISTANT_VISION_CACHE_MB='64MB' is not a number of megabytes, so "
+                                   f"{DEFAULT_MB} is used; set it to a size such as 256, or 0 for off")

@@ -430,3 +430,16 @@ def test_ctrl_c_during_a_reply_keeps_it_as_stopped_and_the_next_ask_works(capsys
     assert reply.status == "stopped" and reply.meta.completion_tokens < 300
     assert reply.text.startswith("".join(printed))
     assert ask(capsys, "-c", "still there?")[0] == 0
+
+
+def test_a_thread_count_that_is_not_a_number_keeps_the_default_and_says_so(capsys, monkeypatch):
+    """It used to fail the reply with "generation failed: ValueError: invalid literal for int()"."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("ASSISTANT_THREADS", "two")
+    code, out, err = run(capsys, "ask", "--profile", "tiny-smolvlm", "--max-tokens", "2", "Hello?")
+    assert code == 0, err
+    assert err.splitlines()[0] == ("warning: ASSISTANT_THREADS='two' is not a whole number of threads, so torch's "
+                                   f"default ({before}) is used; set it to 1 or more")
+    assert torch.get_num_threads() == before and out.strip() and "[chat " in err  # the reply was given

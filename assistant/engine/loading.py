@@ -40,23 +40,15 @@ class LoadedModel:
 
 
 def configure_torch_threads() -> None:
-    """Honour ASSISTANT_THREADS (torch's own default, all cores, is right for most machines); a value that is not a
-    whole number of at least 1 keeps the default and says so once (CLI stderr, TUI notice)."""
+    """Honour ASSISTANT_THREADS (torch's own default, all cores, is right for most machines)."""
     import torch
 
-    wanted = os.environ.get("ASSISTANT_THREADS", "").strip()
-    if not wanted:
-        return
-    count = int(wanted) if wanted.isdigit() else 0
-    if count < 1:
-        from ..guard import announce
+    from ..envsettings import read_number
 
-        line = (f"warning: ASSISTANT_THREADS={wanted!r} is not a whole number of threads, so torch's default "
-                f"({torch.get_num_threads()}) is used; set it to 1 or more")
-        log.warning("%s", line)
-        announce("assistant", "ASSISTANT_THREADS", line)
-        return
-    torch.set_num_threads(count)
+    count = read_number("ASSISTANT_THREADS", "a whole number of threads, 1 or more",
+                        f"torch's default ({torch.get_num_threads()})", whole=True, minimum=1)
+    if count is not None:
+        torch.set_num_threads(int(count))
 
 
 def resolve_device(setting: str) -> str:

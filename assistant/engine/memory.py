@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any
 
+from ..envsettings import read_number
+
 log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD = -3
@@ -36,8 +38,9 @@ def _libc() -> Any:
 
 def apply_mmap_threshold() -> bool:
     """Honour `ASSISTANT_MALLOC_MMAP_THRESHOLD=BYTES` (blocks that large are unmapped when freed); False if unset."""
-    wanted = os.environ.get("ASSISTANT_MALLOC_MMAP_THRESHOLD", "").strip()
-    if not wanted.isdigit() or int(wanted) == 0:
+    wanted = read_number("ASSISTANT_MALLOC_MMAP_THRESHOLD", "a whole number of bytes, 0 or more",
+                         "glibc's own threshold", whole=True)
+    if not wanted:
         return False
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
@@ -58,8 +61,9 @@ def limit_malloc_arenas() -> bool:
     1059 to 1002 MB and the follow-up's from 1156 to 1114 MB, with no slower turn. The limit applies to arenas
     created afterwards, so it is set before the engine thread starts (engine/executor.py); False where unset.
     """
-    wanted = os.environ.get("ASSISTANT_MALLOC_ARENAS", "1").strip()
-    if not wanted.isdigit() or int(wanted) == 0:
+    wanted = read_number("ASSISTANT_MALLOC_ARENAS", "a whole number of arenas, 0 or more", "1", whole=True)
+    wanted = 1 if wanted is None else wanted
+    if not wanted:
         return False
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..envsettings import read_number
+
 log = logging.getLogger(__name__)
 
 DISK_ENVIRONMENT = "ASSISTANT_VISION_DISK_MB"
@@ -26,21 +28,9 @@ SUFFIX = ".safetensors"
 
 
 def megabytes_setting(name: str, default: float) -> float:
-    """A size in MB from the environment variable `name` (unset: `default`; negative: 0). A value that is not a
-    number keeps `default` and says so once, on the CLI's stderr and in the TUI."""
-    wanted = os.environ.get(name, "").strip()
-    if not wanted:
-        return default
-    try:
-        return max(0.0, float(wanted))
-    except ValueError:
-        from ..guard import announce
-
-        line = (f"warning: {name}={wanted!r} is not a number of megabytes, so {default:g} is used; "
-                "set it to a size such as 256, or 0 for off")
-        log.warning("%s", line)
-        announce("assistant", name, line)  # the CLI prints it, the TUI shows it
-        return default
+    """A size in MB from the environment variable `name`; unset or unusable: `default` (the latter said once)."""
+    value = read_number(name, "a size in megabytes, 0 or more", f"{default:g}")
+    return default if value is None else value
 
 
 def disk_megabytes() -> float:

@@ -440,6 +440,6 @@ def test_a_thread_count_that_is_not_a_number_keeps_the_default_and_says_so(capsy
     monkeypatch.setenv("ASSISTANT_THREADS", "two")
     code, out, err = run(capsys, "ask", "--profile", "tiny-smolvlm", "--max-tokens", "2", "Hello?")
     assert code == 0, err
-    assert err.splitlines()[0] == ("warning: ASSISTANT_THREADS='two' is not a whole number of threads, so torch's "
-                                   f"default ({before}) is used; set it to 1 or more")
+    assert err.splitlines()[0] == ("warning: ASSISTANT_THREADS='two' is not a whole number of threads, 1 or more, so "
+                                   f"torch's default ({before}) is used")
     assert torch.get_num_threads() == before and out.strip() and "[chat " in err  # the reply was given

@@ -8,6 +8,7 @@ roofline it implies (bytes of the text model's weights read per token).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -108,6 +109,7 @@ def _bench_assistant(profile_name: str, new_tokens: int) -> Any:
     from .store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
+    atexit.register(shutil.rmtree, work, True)  # each side is its own process: its throwaway store goes with it
     bot = Assistant.from_profile(profile_name, store=Store(work / "bench.sqlite3", work / "images"))
     if os.environ.get("ASSISTANT_BENCH_QUANTIZE"):
         bot.profile.model.dtype = os.environ["ASSISTANT_BENCH_QUANTIZE"]  # type: ignore[assignment]

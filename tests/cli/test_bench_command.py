@@ -95,6 +95,7 @@ def test_bench_disk_cache_times_a_new_process_reading_the_tiles_back(capsys, tmp
     from tests.helpers import one_line_error, run_cli
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the bench's shared folder is made
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # and where each side's process makes its throwaway store
     out_file = tmp_path / "bench.json"
     code, out, err = run_cli(capsys, "bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4",
                              "--no-pipeline", "--disk-cache", "--json", str(out_file))
@@ -105,7 +106,7 @@ def test_bench_disk_cache_times_a_new_process_reading_the_tiles_back(capsys, tmp
     assert disk["next_process_tiles_encoded"] == 0
     assert disk["first_process_ttft_s"] > 0 and disk["next_process_ttft_s"] > 0
     assert "on-disk vision cache: TTFT" in out and "tiles read from disk, 0 encoded" in out
-    assert not list(tmp_path.glob("bench-vision-*"))  # the shared folder is gone; the user's cache never touched
+    assert not list(tmp_path.glob("bench-*"))  # the shared folder and the sides' stores are gone
 
     code, out, err = run_cli(capsys, "bench", "--profile", "tiny-smolvlm", "--no-screenshot", "--disk-cache")
     assert code != 0

@@ -31,3 +31,9 @@ def read_number(name: str, expected: str, default_text: str, *, whole: bool = Fa
     log.warning("%s", line)
     announce("assistant", name, line)
     return None
+
+
+def megabytes_setting(name: str, default: float) -> float:
+    """A size in MB from the environment variable `name`; unset or unusable: `default` (the latter said once)."""
+    value = read_number(name, "a size in megabytes, 0 or more", f"{default:g}")
+    return default if value is None else value

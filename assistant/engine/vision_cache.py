@@ -26,7 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-from .vision_disk import DiskFeatures, disk_name, megabytes_setting
+from ..envsettings import megabytes_setting
+from .vision_disk import DiskFeatures, disk_name
 
 log = logging.getLogger(__name__)
 

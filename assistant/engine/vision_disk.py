@@ -19,18 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..envsettings import read_number
+from ..envsettings import megabytes_setting
 
 log = logging.getLogger(__name__)
 
 DISK_ENVIRONMENT = "ASSISTANT_VISION_DISK_MB"
 SUFFIX = ".safetensors"
-
-
-def megabytes_setting(name: str, default: float) -> float:
-    """A size in MB from the environment variable `name`; unset or unusable: `default` (the latter said once)."""
-    value = read_number(name, "a size in megabytes, 0 or more", f"{default:g}")
-    return default if value is None else value
 
 
 def disk_megabytes() -> float:

@@ -65,6 +65,7 @@ def write_dataset(folder):
 
 
 @pytest.mark.xvfb
+@pytest.mark.slow
 @requires_xvfb
 def test_trained_tiny_model_takes_a_screenshot_and_answers_from_it(tmp_path, capsys, xvfb_display, monkeypatch, one_thread):
     config = user_paths().config_file

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from assistant.cli import main
 
 
+@pytest.mark.slow
 def test_bench_reports_both_sides_and_the_roofline(capsys, tmp_path):
     out_file = tmp_path / "bench.json"
     code = main(["bench", "--profile", "tiny-smolvlm", "--runs", "1", "--new-tokens", "4", "--json", str(out_file)])
@@ -89,6 +92,7 @@ def test_bench_refuses_an_unknown_dtype_and_a_llama_bench_without_its_model(caps
     assert "--llama-bench and --llama-model go together" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_disk_cache_times_a_new_process_reading_the_tiles_back(capsys, tmp_path, monkeypatch):
     import tempfile
 

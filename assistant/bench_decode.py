@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .openmp import user_environment
+
 DTYPES = ("float32", "bfloat16", "int8")
 CONTEXT_TOKENS = 880
 """The text prompt's length in tokens: the screenshot question's (900 with the chat template)."""
@@ -151,7 +153,8 @@ def llama_cpp_decode(
         cpu = _children_cpu()
         command = [binary, "-m", model, "-p", "0", "-n", str(new_tokens), "-d", str(depth), "-t", str(threads),
                    "-r", str(repetitions), "-o", "json"]
-        done = subprocess.run(command, capture_output=True, text=True)
+        # Run as the user would run it: not with the OpenMP wait policy `import assistant` chose for our decoding.
+        done = subprocess.run(command, capture_output=True, text=True, env=user_environment())
         if done.returncode != 0:
             raise RuntimeError(f"llama-bench failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
         rows = json.loads(done.stdout)

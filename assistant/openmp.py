@@ -15,9 +15,28 @@ import os
 import sys
 
 
+_SET_HERE: dict[str, str] = {}
+"""What `prefer_passive_wait` put into the environment (empty when the user's own value was kept)."""
+
+
 def prefer_passive_wait() -> bool:
     """Set OMP_WAIT_POLICY=PASSIVE unless it is set or torch is already imported; True when set here."""
     if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    _SET_HERE["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
+
+
+def user_environment() -> dict[str, str]:
+    """The environment without what `import assistant` set: for other programs started beside ours.
+
+    Child processes inherit our environment, and other OpenMP programs read the same variable: llama.cpp's
+    `llama-bench` decoded 32 tokens/s with PASSIVE against 76 with its own default (same machine, minutes apart),
+    so a benchmark that compares against it must run it as the user would (docs/performance.md, round 5).
+    """
+    env = dict(os.environ)
+    for name, value in _SET_HERE.items():
+        if env.get(name) == value:
+            del env[name]
+    return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -47,7 +48,8 @@ def test_bench_quantize_int8_decodes_our_side_with_int8(capsys, tmp_path):
 
 FAKE_LLAMA_BENCH = '''#!{python}
 """Stands in for llama.cpp's llama-bench: checks the arguments the benchmark passes, prints its JSON."""
-import json, sys
+import json, os, sys
+open(sys.argv[0] + ".wait-policy", "w").write(os.environ.get("OMP_WAIT_POLICY", "-"))
 args = sys.argv[1:]
 value = lambda flag: args[args.index(flag) + 1]
 assert value("-p") == "0" and value("-o") == "json" and int(value("-d")) > 0 and value("-m").endswith(".gguf")
@@ -81,6 +83,12 @@ def test_bench_decode_by_dtype_beside_a_cpu_hog_and_llama_cpp(capsys, tmp_path):
     assert report["ratios"]["decode_int8_over_llama_cpp"] == round(row["idle_tokens_per_s"] / 10.0, 3)
     assert report["ours"]["ttft_turn1_s"] == 0 and "screenshot questions skipped" in out
     assert "| ours int8 @" in out and "| llama.cpp @" in out
+    # llama-bench runs with the user's environment, not the OpenMP wait policy `import assistant` chose
+    from assistant.openmp import user_environment
+
+    assert (tmp_path / "llama-bench.wait-policy").read_text() == user_environment().get("OMP_WAIT_POLICY", "-")
+    if os.environ.get("OMP_WAIT_POLICY") == "PASSIVE" and "OMP_WAIT_POLICY" not in user_environment():
+        assert (tmp_path / "llama-bench.wait-policy").read_text() == "-"
 
 
 def test_bench_refuses_an_unknown_dtype_and_a_llama_bench_without_its_model(capsys, tmp_path):

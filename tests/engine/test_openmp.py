@@ -22,3 +22,11 @@ def test_passive_by_default_and_the_users_choice_kept():
 
 def test_not_set_once_torch_started_openmp():
     assert _policy({}, "import torch; import assistant") == "-"
+
+
+def test_programs_started_beside_ours_get_the_users_environment_not_ours():
+    """llama.cpp's llama-bench (OpenMP too) ran 2.4x slower with the PASSIVE policy our process had inherited."""
+    code = "import assistant; from assistant.openmp import user_environment as u; print(u().get('OMP_WAIT_POLICY', '-'))"
+    assert _policy({}, code).split() == ["-", "PASSIVE"]  # ours set, theirs not
+    assert _policy({"OMP_WAIT_POLICY": "PASSIVE"}, code).split() == ["PASSIVE", "PASSIVE"]  # the user's own kept
+    assert _policy({"OMP_WAIT_POLICY": "ACTIVE"}, code).split() == ["ACTIVE", "ACTIVE"]

@@ -80,6 +80,14 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
+def throwaway_folder(prefix: str) -> Path:
+    """A new folder in the temporary directory, removed when this process exits (benchmarks never keep their
+    stores, models' outputs or documents: 144 left-behind bench folders had once gathered here)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, True)
+    return work
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -108,8 +116,7 @@ def _bench_assistant(profile_name: str, new_tokens: int) -> Any:
     from .engine.loading import model_source
     from .store import Store
 
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    atexit.register(shutil.rmtree, work, True)  # each side is its own process: its throwaway store goes with it
+    work = throwaway_folder("bench-")  # each side is its own process: its throwaway store goes with it
     bot = Assistant.from_profile(profile_name, store=Store(work / "bench.sqlite3", work / "images"))
     if os.environ.get("ASSISTANT_BENCH_QUANTIZE"):
         bot.profile.model.dtype = os.environ["ASSISTANT_BENCH_QUANTIZE"]  # type: ignore[assignment]

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 from .openmp import user_environment
@@ -89,13 +88,12 @@ def _reply_rates(chat: Any, replies: int, new_tokens: int) -> tuple[list[float],
 def run_decode(profile_name: str, dtype: str, new_tokens: int, replies: int, hog: int) -> DecodeResult:
     """Load `profile_name` in `dtype`, prefill a ~900-token text prompt, then time replies idle / hogged / idle."""
     from .api import Assistant
-    from .bench import peak_rss_mb, timed_imports
+    from .bench import peak_rss_mb, throwaway_folder, timed_imports
     from .engine import executor
     from .engine.loading import model_source
     from .store import Store
 
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-decode-{os.getpid()}"
-    work.mkdir(parents=True, exist_ok=True)
+    work = throwaway_folder("bench-decode-")
     bot = Assistant.from_profile(profile_name, store=Store(work / "bench.sqlite3", work / "images"))
     bot.profile.model.dtype = dtype  # type: ignore[assignment]
     bot.profile.generation.max_new_tokens = new_tokens

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
+
+from .bench import throwaway_folder
 
 QUESTION = "What does the Lambert W function compute?"
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=1000)
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-documents-"))
+    work = throwaway_folder("bench-documents-")
     os.environ["ASSISTANT_CACHE_DIR"] = str(work / "cache")
     os.environ.setdefault("ASSISTANT_HOME", str(work / "home"))
 

@@ -58,8 +58,12 @@ print(json.dumps([{{"model_type": "llama 256M Q8_0", "model_size": 1, "n_gen": i
 '''
 
 
-def test_bench_decode_by_dtype_beside_a_cpu_hog_and_llama_cpp(capsys, tmp_path):
+def test_bench_decode_by_dtype_beside_a_cpu_hog_and_llama_cpp(capsys, tmp_path, monkeypatch):
     import sys
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where each decode process makes (and must remove) its store
 
     fake = tmp_path / "llama-bench"
     fake.write_text(FAKE_LLAMA_BENCH.format(python=sys.executable))
@@ -83,6 +87,7 @@ def test_bench_decode_by_dtype_beside_a_cpu_hog_and_llama_cpp(capsys, tmp_path):
     assert report["ratios"]["decode_int8_over_llama_cpp"] == round(row["idle_tokens_per_s"] / 10.0, 3)
     assert report["ours"]["ttft_turn1_s"] == 0 and "screenshot questions skipped" in out
     assert "| ours int8 @" in out and "| llama.cpp @" in out
+    assert [p.name for p in scratch.glob('bench-*')] == []  # the decode process's throwaway store went with it
     # llama-bench runs with the user's environment, not the OpenMP wait policy `import assistant` chose
     from assistant.openmp import user_environment
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart, VideoPart
 from ..errors import AssistantError
 from ..toolcalls import call_text, fallback_instructions, result_text
+from .processed_images import images_named, reuse_image_processing
 from .video_inputs import conversation_video_parts, flatten_video_frames, frame_keys, video_call
 
 if TYPE_CHECKING:
@@ -229,8 +230,10 @@ def build_inputs(
     videos = conversation_video_parts(messages)
     if videos:  # engine/video_inputs.py: stored frames + their times through the model's video processor
         call.update(video_call(loaded, videos, open_image, has_images=bool(images)))
-    tensors = flatten_video_frames(processor(**call), videos) if videos else processor(**call)
     keys = [part.sha256 for part in parts]
+    reuse_image_processing(processor)  # a follow-up about the same images skips their processing
+    with images_named(keys):
+        tensors = flatten_video_frames(processor(**call), videos) if videos else processor(**call)
     sizes = grid_sizes(loaded, tensors.get("image_grid_thw"))
     return PromptInputs(
         tensors=tensors.to(loaded.device),

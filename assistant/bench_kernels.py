@@ -62,6 +62,7 @@ def _product_parts(decoder: Any) -> dict[str, Callable[[], None]]:
     """A callable per kernel that multiplies one activation row by every matrix of the step once."""
     import torch
 
+    from .engine.int8 import matmul as int8_matmul
     from .engine.int8 import quantize
 
     mats = _matrices(decoder)
@@ -76,7 +77,7 @@ def _product_parts(decoder: Any) -> dict[str, Callable[[], None]]:
 
     def int8_weight_only() -> None:
         for q in int8:
-            torch._weight_int8pack_mm(rows[int(q.weight.shape[1])], q.weight, q.scales)
+            int8_matmul(rows[int(q.weight.shape[1])].view(1, 1, -1), q)
 
     def read_floor() -> None:
         for w in words:

@@ -29,7 +29,7 @@ class Int8Matrix:
     weight: Any
     """int8, (out_features, in_features), contiguous."""
     scales: Any
-    """(out_features,), in the activations' dtype."""
+    """(out_features,), bf16: the dtype the kernel runs in (see KERNEL_DTYPE)."""
     source_ptr: int
 
     def data_ptr(self) -> int:
@@ -39,6 +39,14 @@ class Int8Matrix:
     def nbytes(self) -> int:
         return self.weight.numel() + self.scales.numel() * self.scales.element_size()
 
+
+KERNEL_DTYPE = "bfloat16"
+"""The activations' dtype inside the int8 kernel, whatever the model's. torch's `_weight_int8pack_mm` is
+vectorised for bf16 activations only: over SmolVLM-256M's 121 matrices, one thread, fp32 activations took
+122-133 ms a token against 24-29 ms in bf16 (AVX2 kernels forced with ATEN_CPU_CAPABILITY=avx2: 160 against 37),
+so an fp32 model (`dtype = "auto"` on a CPU without native bf16) decoded slower with int8 than without it. The
+activations are rounded to bf16 for the product and the result returned in the model's dtype; the error that adds
+is well below the int8 weights' own (tests/engine/test_int8.py)."""
 
 ROWS_PER_CHUNK = 2048
 """Rows quantized at a time: the fp32 temporaries of a whole LM head (49280 x 576) were ~450 MB of peak memory."""
@@ -61,17 +69,23 @@ def quantize(weight: Any, rows_per_chunk: int = ROWS_PER_CHUNK) -> Int8Matrix:
             part = source.abs().amax(dim=1).clamp(min=1e-12) / 127.0
             rows[start : start + rows_per_chunk] = torch.round(source / part[:, None]).clamp(-127, 127).to(torch.int8)
             scales[start : start + rows_per_chunk] = part
-    return Int8Matrix(weight=rows, scales=scales.to(weight.dtype), source_ptr=weight.data_ptr())
+    return Int8Matrix(weight=rows, scales=scales.to(_kernel_dtype()), source_ptr=weight.data_ptr())
 
 
 def matmul(x: Any, matrix: Int8Matrix, bias: Any = None) -> Any:
     """x (1, 1, in) times the int8 matrix: (1, 1, out)."""
     import torch
 
-    out = torch._weight_int8pack_mm(x.reshape(1, -1), matrix.weight, matrix.scales)
+    out = torch._weight_int8pack_mm(x.reshape(1, -1).to(matrix.scales.dtype), matrix.weight, matrix.scales).to(x.dtype)
     if bias is not None:
         out = out + bias
     return out.view(1, 1, -1)
+
+
+def _kernel_dtype() -> Any:
+    import torch
+
+    return getattr(torch, KERNEL_DTYPE)
 
 
 def quantize_decoder(decoder: Any) -> Any:

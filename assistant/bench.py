@@ -89,7 +89,22 @@ def throwaway_folder(prefix: str) -> Path:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's own peak resident memory in MB.
+
+    Linux: VmHWM, the high-water mark of this process's memory. Not `ru_maxrss`: it carries over the parent's
+    peak through fork and exec, so a benchmark side started by a parent that had grown to 2.2 GB reported 2.2 GB
+    whatever it used itself (a child that allocates nothing reported the parent's 811 MB). Elsewhere `ru_maxrss`
+    (bytes on macOS, KB on other systems).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def timed_imports() -> tuple[float, float]:

@@ -18,3 +18,18 @@ def test_a_throwaway_folder_is_removed_when_the_process_exits(tmp_path):
     work = Path(done.stdout.strip())
     assert work.parent == tmp_path and work.name.startswith("bench-x-")
     assert not work.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_peak_memory_is_the_processs_own_not_its_parents():
+    """ru_maxrss carries the parent's peak into a child; a benchmark side must report only what it used."""
+    parent = (
+        "import subprocess, sys; big = bytearray(400 * 1024 * 1024)\n"
+        "for i in range(0, len(big), 4096): big[i] = 1\n"
+        "child = 'from assistant.bench import peak_rss_mb; print(peak_rss_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n"
+        "from assistant.bench import peak_rss_mb; print(peak_rss_mb())"
+    )
+    done = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True)
+    child_mb, parent_mb = (float(line) for line in done.stdout.split())
+    assert parent_mb >= 400
+    assert child_mb < 300  # the interpreter and assistant.bench: tens of MB, not the parent's 400+

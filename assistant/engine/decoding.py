@@ -26,6 +26,7 @@ from typing import Any
 
 from . import hf_private
 from .memory import trim_freed_memory
+from .threads import decode_threads
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class FastDecoder:
         flat = x.reshape(-1)
         out = torch.mv(weight, flat) if bias is None else torch.addmv(bias, weight, flat)
         return out.view(1, 1, -1)
+
+    @property
+    def quantized(self) -> bool:
+        """True when the matrices are int8 (engine/int8.py)."""
+        return hasattr(self.layers[0].qkv, "scales") if self.layers else False
 
     def _norm(self, x: Any, weight: Any) -> Any:
         """transformers' RMSNorm, operation for operation (fp32 statistics, then the weight in the model dtype)."""
@@ -349,6 +355,8 @@ class FastDecodeLoop:
         self.streamer = streamer
         self.steps = 0
         """Tokens computed by the fast step in the last call (tests check it ran)."""
+        self.threads = 0
+        """torch threads the last call decoded with (engine/threads.py)."""
 
     def __call__(
         self,
@@ -370,22 +378,24 @@ class FastDecodeLoop:
         del outputs
         trim_freed_memory()  # the encoder's and prefill's freed activations: not resident while the reply decodes
         buffers: KVBuffers | None = None
-        while True:
-            scores = logits_processor(input_ids, logits)
-            if generation_config.do_sample:
-                token = torch.multinomial(torch.nn.functional.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-            else:
-                token = torch.argmax(scores, dim=-1)
-            input_ids = torch.cat([input_ids, token[:, None]], dim=-1)
-            if self.streamer is not None:
-                self.streamer.put(token.cpu())
-            if bool(stopping_criteria(input_ids, scores).all()):
-                break
-            if buffers is None:
-                buffers = KVBuffers(cache)
-            position = buffers.length + self.decoder.rope_offset()
-            logits = self.decoder.step(token[:, None], position, buffers).to(dtype=torch.float32)
-            self.steps += 1
+        with decode_threads(self.decoder.quantized) as threads:  # engine/threads.py: int8 on 2 cores uses one
+            self.threads = threads
+            while True:
+                scores = logits_processor(input_ids, logits)
+                if generation_config.do_sample:
+                    token = torch.multinomial(torch.nn.functional.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+                else:
+                    token = torch.argmax(scores, dim=-1)
+                input_ids = torch.cat([input_ids, token[:, None]], dim=-1)
+                if self.streamer is not None:
+                    self.streamer.put(token.cpu())
+                if bool(stopping_criteria(input_ids, scores).all()):
+                    break
+                if buffers is None:
+                    buffers = KVBuffers(cache)
+                position = buffers.length + self.decoder.rope_offset()
+                logits = self.decoder.step(token[:, None], position, buffers).to(dtype=torch.float32)
+                self.steps += 1
         if self.streamer is not None:
             self.streamer.end()
         if generation_config.return_dict_in_generate:

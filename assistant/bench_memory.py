@@ -99,7 +99,6 @@ def main(profile_name: str = "bench-smolvlm-256m-bf16") -> list[dict[str, Any]]:
     from .api import Assistant
     from .bench import QUESTION, FOLLOW_UP, screenshot_like_image
     from .engine import executor
-    from .engine.processed_images import unwrapped
     from .images import image_from_pil
     from .store import Store
 
@@ -109,7 +108,7 @@ def main(profile_name: str = "bench-smolvlm-256m-bf16") -> list[dict[str, Any]]:
     bot.profile.generation.max_new_tokens = bot.profile.generation.min_new_tokens = 32
     bot.profile.generation.temperature = 0.0
     bot.load()
-    rows.append(stage(f"model loaded ({type(unwrapped(bot.engine.loaded.processor.image_processor)).__name__})", cpu))
+    rows.append(stage(f"model loaded ({type(bot.engine.loaded.processor.image_processor).__name__})", cpu))
     executor.run(lambda: bot.engine.decoder)
     rows.append(stage("fused decode step", cpu))
     screenshot = image_from_pil(screenshot_like_image(), "bench screenshot")

@@ -42,7 +42,9 @@ def question_measure(
         body = f"{context_text.rstrip()}\n\n{question}" if context_text.strip() else question
         message = Message(role="user", parts=[*parts, TextPart(body)])
         lookup = {part.sha256: image for part, image in zip(parts, pictures)}
-        inputs = executor.run(build_inputs, loaded, [message], lambda part: lookup[part.sha256], system)
+        # The parts are named by position, not content: nothing processed for one call may serve another.
+        inputs = executor.run(build_inputs, loaded, [message], lambda part: lookup[part.sha256], system,
+                              reuse_processed=False)
         return inputs.prompt_tokens
 
     return measure, int(loaded.context_limit)

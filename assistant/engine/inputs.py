@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..conversation import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart, VideoPart
 from ..errors import AssistantError
 from ..toolcalls import call_text, fallback_instructions, result_text
-from .processed_images import images_named, reuse_image_processing
+from .processed_images import reusing_processed_images
 from .video_inputs import conversation_video_parts, flatten_video_frames, frame_keys, video_call
 
 if TYPE_CHECKING:
@@ -217,8 +217,12 @@ def build_inputs(
     open_image: ImageOpener,
     system_prompt: str = "",
     tools: Sequence[dict] | None = None,
+    reuse_processed: bool = True,
 ) -> PromptInputs:
-    """Render the chat template and run the processor: the exact tensors `generate` gets."""
+    """Render the chat template and run the processor: the exact tensors `generate` gets.
+
+    `reuse_processed`: the image parts' `sha256` are content hashes, so processed pixels may be reused across
+    calls (engine/processed_images.py); False for parts named otherwise (engine/budget.py numbers them)."""
     processor = loaded.processor
     prompt = render_chat(processor, messages, system_prompt, tools)
     parts = conversation_image_parts(messages)
@@ -231,8 +235,8 @@ def build_inputs(
     if videos:  # engine/video_inputs.py: stored frames + their times through the model's video processor
         call.update(video_call(loaded, videos, open_image, has_images=bool(images)))
     keys = [part.sha256 for part in parts]
-    reuse_image_processing(processor)  # a follow-up about the same images skips their processing
-    with images_named(keys):
+    # A follow-up about the same images skips their processing; names that are not content hashes must not reuse.
+    with reusing_processed_images(processor, keys if reuse_processed else ()):
         tensors = flatten_video_frames(processor(**call), videos) if videos else processor(**call)
     sizes = grid_sizes(loaded, tensors.get("image_grid_thw"))
     return PromptInputs(

@@ -3,10 +3,12 @@
 Every question renders the whole conversation again (engine/inputs.py), and the model's processor then resizes,
 tiles and normalises every image in it, although for a follow-up the KV cache skips the vision encoder: for a
 1920x1080 screenshot that is 0.1-0.4 s of CPU and 150-185 MB of intermediate arrays on each follow-up
-(docs/performance.md). `build_inputs` names the images it passes by their content hashes (`images_named`), and
-the wrapper installed on the processor's `image_processor` hands the last output out again when the hashes, the
-call's keywords and the image processor's own settings are all the same. One entry (the current chat's images),
-at most MAX_KEPT_BYTES; calls that name no images (batch, encode-ahead, the grounding size probe) pass through.
+(docs/performance.md). `build_inputs` runs the processor inside `reusing_processed_images(processor, names)`,
+naming the images it passes by their content hashes; for that call only, the processor's `image_processor` is
+wrapped, and the last output is handed out again when the names, the call's keywords and the image processor's
+own settings are all the same. Outside the block the processor is untouched (printing, saving and type checks see
+the real one). One entry per processor (the current chat's images), at most MAX_KEPT_BYTES, dropped when a
+question has no images; a processor whose settings cannot be serialised is never reused.
 """
 
 from __future__ import annotations
@@ -14,75 +16,93 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from contextvars import ContextVar
+import threading
+import weakref
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 MAX_KEPT_BYTES = 96 * 1024 * 1024
 """Outputs larger than this are not kept (a 13-tile screenshot's is ~44 MB; a long PDF chat's would be far more)."""
 
-_NAMES: ContextVar[tuple[str, ...] | None] = ContextVar("processed_image_names", default=None)
+
+@dataclass
+class Kept:
+    """The last output of one processor's image processor, and what it was made from."""
+
+    key: tuple[tuple[str, ...], str] | None = None
+    output: Any = None
+    hits: int = 0
+
+    def clear(self) -> None:
+        self.key, self.output = None, None
+
+
+_kept: "weakref.WeakKeyDictionary[Any, Kept]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()  # the wrapper is swapped in and out around a call: one call at a time per process
+
+
+def kept_for(processor: Any) -> Kept:
+    """What is kept for this processor (an empty entry at first)."""
+    with _lock:
+        return _kept.setdefault(processor, Kept())
 
 
 @contextlib.contextmanager
-def images_named(names: Sequence[str]) -> Iterator[None]:
-    """Within this block, the images the processor is given are the ones with these content hashes, in order."""
-    token = _NAMES.set(tuple(names))
-    try:
+def reusing_processed_images(processor: Any, names: Sequence[str]) -> Iterator[None]:
+    """Within the block the processor's image processor reuses its last output for the images `names` name
+    (content hashes, in the order the images are passed). No names: nothing is reused and the entry is dropped."""
+    inner = getattr(processor, "image_processor", None)
+    if inner is None:
         yield
-    finally:
-        _NAMES.reset(token)
+        return
+    kept = kept_for(processor)
+    if not names:
+        kept.clear()  # a question without images: the last chat's pixels need not stay resident
+        yield
+        return
+    with _lock:
+        processor.image_processor = _Reusing(inner, tuple(names), kept)
+        try:
+            yield
+        finally:
+            processor.image_processor = inner
 
 
-class ReusedImageProcessing:
-    """Wraps an image processor; every attribute but the call is the wrapped one's."""
+class _Reusing:
+    """Stands in for an image processor during one `build_inputs` call; every attribute but the call is its."""
 
-    def __init__(self, inner: Any) -> None:
-        object.__setattr__(self, "inner", inner)
-        object.__setattr__(self, "last", None)  # (key, output) of the last kept call
-        object.__setattr__(self, "hits", 0)
+    def __init__(self, inner: Any, names: tuple[str, ...], kept: Kept) -> None:
+        self._inner, self._names, self._kept = inner, names, kept
+        self._thread = threading.get_ident()  # another thread's call is not the one the names describe
 
     def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet (copy/pickle make the object without __init__)
+        if name.startswith("_"):  # not set yet, or private: never the inner processor's by accident
             raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.inner, name, value)  # settings changed on the processor change the wrapped one (and the key)
+        return getattr(self._inner, name)
 
     def __call__(self, images: Any, *args: Any, **kwargs: Any) -> Any:
-        names = _NAMES.get()
-        if names is None or args or len(_flat(images)) != len(names):
-            return self.inner(images, *args, **kwargs)
-        key = (names, _settings(self.inner, kwargs))
-        last = self.last
-        if last is not None and last[0] == key:
-            object.__setattr__(self, "hits", self.hits + 1)
-            return copy.copy(last[1])  # processors pop entries from what they get (Idefics3: rows, cols)
-        output = self.inner(images, **kwargs)
-        kept = (key, copy.copy(output)) if _nbytes(output) <= MAX_KEPT_BYTES else None
-        object.__setattr__(self, "last", kept)
+        settings = _settings(self._inner, kwargs)
+        if settings is None or args or threading.get_ident() != self._thread or len(_flat(images)) != len(self._names):
+            return self._inner(images, *args, **kwargs)
+        key = (self._names, settings)
+        kept = self._kept
+        if kept.key == key:
+            kept.hits += 1
+            return copy.copy(kept.output)  # processors pop entries from what they get (Idefics3: rows, cols)
+        output = self._inner(images, **kwargs)
+        if _nbytes(output) <= MAX_KEPT_BYTES:
+            kept.key, kept.output = key, copy.copy(output)
+        else:
+            kept.clear()
         return output
 
 
-def reuse_image_processing(processor: Any) -> None:
-    """Install the wrapper on `processor.image_processor` (once; processors without one are left alone)."""
-    inner = getattr(processor, "image_processor", None)
-    if inner is not None and not isinstance(inner, ReusedImageProcessing):
-        processor.image_processor = ReusedImageProcessing(inner)
-
-
-def unwrapped(image_processor: Any) -> Any:
-    """The image processor itself (for its class name in reports)."""
-    return image_processor.inner if isinstance(image_processor, ReusedImageProcessing) else image_processor
-
-
-def _settings(inner: Any, kwargs: dict[str, Any]) -> str:
-    """The call's keywords and the processor's own configuration, as one comparable string."""
+def _settings(inner: Any, kwargs: dict[str, Any]) -> str | None:
+    """The call's keywords and the processor's own configuration as one string; None when either cannot be said."""
     try:
-        own = inner.to_json_string()
-    except Exception:  # a processor that cannot say its settings is never matched by them: key on its identity
-        own = f"unserialisable {id(inner)} {sorted(vars(inner))}"
-    return own + json.dumps(kwargs, sort_keys=True, default=repr)
+        return inner.to_json_string() + json.dumps(kwargs, sort_keys=True)
+    except Exception:  # noqa: BLE001 - a setting we cannot compare must never be matched: no reuse
+        return None
 
 
 def _flat(images: Any) -> list[Any]:
@@ -92,5 +112,11 @@ def _flat(images: Any) -> list[Any]:
 
 
 def _nbytes(output: Any) -> int:
-    values = output.values() if hasattr(output, "values") else []
-    return sum(int(value.numel() * value.element_size()) for value in values if hasattr(value, "element_size"))
+    """Bytes of the output's arrays (tensors or numpy; lists such as Idefics3's rows/cols are small)."""
+    total = 0
+    for value in output.values() if hasattr(output, "values") else []:
+        if hasattr(value, "element_size"):
+            total += int(value.numel() * value.element_size())
+        elif hasattr(value, "nbytes"):
+            total += int(value.nbytes)
+    return total

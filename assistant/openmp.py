@@ -16,14 +16,22 @@ import sys
 
 
 _SET_HERE: dict[str, str] = {}
-"""What `prefer_passive_wait` put into the environment (empty when the user's own value was kept)."""
+"""What `prefer_passive_wait` (here or in the assistant process that started this one) put into the environment."""
+
+_MARK = "ASSISTANT_SET_OMP_WAIT_POLICY"
+"""Exported beside the policy we set, so that a child process (an `assistant bench` started by an assistant) knows
+the value is ours, not the user's."""
 
 
 def prefer_passive_wait() -> bool:
     """Set OMP_WAIT_POLICY=PASSIVE unless it is set or torch is already imported; True when set here."""
-    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
+    if "OMP_WAIT_POLICY" in os.environ:
+        if os.environ.get(_MARK) == os.environ["OMP_WAIT_POLICY"]:
+            _SET_HERE["OMP_WAIT_POLICY"] = os.environ["OMP_WAIT_POLICY"]  # inherited from an assistant process
         return False
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if "torch" in sys.modules:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = os.environ[_MARK] = "PASSIVE"
     _SET_HERE["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
 
@@ -39,4 +47,5 @@ def user_environment() -> dict[str, str]:
     for name, value in _SET_HERE.items():
         if env.get(name) == value:
             del env[name]
+    env.pop(_MARK, None)
     return env

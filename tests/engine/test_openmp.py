@@ -8,7 +8,7 @@ import sys
 
 
 def _policy(env_extra: dict[str, str], code: str = "import assistant") -> str:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "ASSISTANT_SET_OMP_WAIT_POLICY")}
     env.update(env_extra)
     script = f"{code}; import os; print(os.environ.get('OMP_WAIT_POLICY', '-'))"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
@@ -30,3 +30,15 @@ def test_programs_started_beside_ours_get_the_users_environment_not_ours():
     assert _policy({}, code).split() == ["-", "PASSIVE"]  # ours set, theirs not
     assert _policy({"OMP_WAIT_POLICY": "PASSIVE"}, code).split() == ["PASSIVE", "PASSIVE"]  # the user's own kept
     assert _policy({"OMP_WAIT_POLICY": "ACTIVE"}, code).split() == ["ACTIVE", "ACTIVE"]
+
+
+def test_a_child_of_an_assistant_process_knows_the_policy_was_ours():
+    """`assistant bench` started from an assistant process (its agent's shell, a test) inherits PASSIVE: still ours."""
+    code = (
+        "import assistant, subprocess, sys; "
+        "child = 'import assistant; from assistant.openmp import user_environment as u; "
+        "print(u().get(\"OMP_WAIT_POLICY\", \"-\"), u().get(\"ASSISTANT_SET_OMP_WAIT_POLICY\", \"-\"))'; "
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout.strip())"
+    )
+    assert _policy({}, code).split() == ["-", "-", "PASSIVE"]
+    assert _policy({"OMP_WAIT_POLICY": "PASSIVE"}, code).split() == ["PASSIVE", "-", "PASSIVE"]  # the user's own

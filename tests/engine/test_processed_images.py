@@ -40,13 +40,18 @@ def _equal_pixels(a, b) -> bool:
     return pa.shape == pb.shape and bool(torch.equal(pa, pb))
 
 
-@pytest.mark.parametrize("profile", TINY)
-def test_a_follow_up_reuses_the_processed_image_and_gets_the_same_inputs(profile, tmp_path):
+def _asked_about_an_image(profile, tmp_path):
+    """(assistant, chat, loaded model, what is kept) after one question about a 300x200 picture."""
     bot = Assistant.from_profile(profile)
     chat = bot.chat()
     chat.ask("What is this?", images=[make_image(tmp_path / "a.png", (300, 200))], max_new_tokens=2)
     loaded = bot.engine.loaded
-    kept = kept_for(loaded.processor)
+    return bot, chat, loaded, kept_for(loaded.processor)
+
+
+@pytest.mark.parametrize("profile", TINY)
+def test_a_follow_up_reuses_the_processed_image_and_gets_the_same_inputs(profile, tmp_path):
+    bot, chat, loaded, kept = _asked_about_an_image(profile, tmp_path)
     hits = kept.hits
     chat.ask("And the colour?", max_new_tokens=2)
     assert kept.hits == hits + 1  # the follow-up did not process the image again
@@ -62,11 +67,7 @@ def test_a_follow_up_reuses_the_processed_image_and_gets_the_same_inputs(profile
 
 @pytest.mark.parametrize("profile", TINY)
 def test_a_changed_image_or_setting_is_processed_anew(profile, tmp_path):
-    bot = Assistant.from_profile(profile)
-    chat = bot.chat()
-    chat.ask("One", images=[make_image(tmp_path / "a.png", (300, 200))], max_new_tokens=2)
-    loaded = bot.engine.loaded
-    kept = kept_for(loaded.processor)
+    bot, chat, loaded, kept = _asked_about_an_image(profile, tmp_path)
     first = build_inputs(loaded, chat.messages, bot.store.open_image)
 
     other = bot.chat()

@@ -6,6 +6,8 @@ each part on the profile's own model at a context of `--context` positions, for 
 process and alternating (so the ratios hold on a shared machine), beside the floor that memory bandwidth sets:
 reading the int8 matrices' bytes once. It answers "how fast could int8 decoding be with torch's kernels", the
 limit behind issue 19's decode target (docs/performance.md); `assistant bench --decode` measures the real replies.
+Run it with the passive OpenMP policy `import assistant` sets: under OMP_WAIT_POLICY=ACTIVE the worker idle during
+the 1-thread rounds keeps spinning on the other core, and the alternating rounds no longer compare like with like.
 
 Kernels measured for the products, each over the step's own matrices (q/k/v, o, gate/up, down, LM head):
 - the float products exactly as the step makes them (bf16: `torch.mv`, what `dtype = "auto"` decodes with on CPUs

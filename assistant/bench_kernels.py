@@ -196,7 +196,7 @@ def run(profile_name: str = DEFAULT_PROFILE, threads: list[int] | None = None, c
     bot = Assistant.from_profile(profile_name)
     bot.load()
     decoder = executor.run(lambda: bot.engine.decoder)
-    if decoder is None or hasattr(decoder.layers[0].qkv, "scales"):
+    if decoder is None or decoder.quantized:
         raise SystemExit(f"{profile_name}: no float fused decode step to measure (use a float profile, e.g. {DEFAULT_PROFILE})")
     model = bot.engine.loaded.model
     parts = _product_parts(decoder)

@@ -15,24 +15,16 @@ import os
 import sys
 
 
-_SET_HERE: dict[str, str] = {}
-"""What `prefer_passive_wait` (here or in the assistant process that started this one) put into the environment."""
-
 _MARK = "ASSISTANT_SET_OMP_WAIT_POLICY"
-"""Exported beside the policy we set, so that a child process (an `assistant bench` started by an assistant) knows
-the value is ours, not the user's."""
+"""Exported beside the policy we set, so that this process and its children (an `assistant bench` started by an
+assistant) can tell the value is ours, not the user's: the two are equal only when we set both."""
 
 
 def prefer_passive_wait() -> bool:
     """Set OMP_WAIT_POLICY=PASSIVE unless it is set or torch is already imported; True when set here."""
-    if "OMP_WAIT_POLICY" in os.environ:
-        if os.environ.get(_MARK) == os.environ["OMP_WAIT_POLICY"]:
-            _SET_HERE["OMP_WAIT_POLICY"] = os.environ["OMP_WAIT_POLICY"]  # inherited from an assistant process
-        return False
-    if "torch" in sys.modules:
+    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
     os.environ["OMP_WAIT_POLICY"] = os.environ[_MARK] = "PASSIVE"
-    _SET_HERE["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
 
 
@@ -44,8 +36,7 @@ def user_environment() -> dict[str, str]:
     so a benchmark that compares against it must run it as the user would (docs/performance.md, round 5).
     """
     env = dict(os.environ)
-    for name, value in _SET_HERE.items():
-        if env.get(name) == value:
-            del env[name]
+    if env.get(_MARK) == env.get("OMP_WAIT_POLICY"):
+        env.pop("OMP_WAIT_POLICY", None)
     env.pop(_MARK, None)
     return env

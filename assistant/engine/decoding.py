@@ -355,8 +355,6 @@ class FastDecodeLoop:
         self.streamer = streamer
         self.steps = 0
         """Tokens computed by the fast step in the last call (tests check it ran)."""
-        self.threads = 0
-        """torch threads the last call decoded with (engine/threads.py)."""
 
     def __call__(
         self,
@@ -378,8 +376,7 @@ class FastDecodeLoop:
         del outputs
         trim_freed_memory()  # the encoder's and prefill's freed activations: not resident while the reply decodes
         buffers: KVBuffers | None = None
-        with decode_threads(self.decoder.quantized) as threads:  # engine/threads.py: int8 on 2 cores uses one
-            self.threads = threads
+        with decode_threads(self.decoder.quantized):  # engine/threads.py: int8 on 2 cores uses one
             while True:
                 scores = logits_processor(input_ids, logits)
                 if generation_config.do_sample:

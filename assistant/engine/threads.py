@@ -34,7 +34,7 @@ def decode_thread_count(quantized: bool) -> int:
 
 
 @contextlib.contextmanager
-def decode_threads(quantized: bool) -> Iterator[int]:
+def decode_threads(quantized: bool) -> Iterator[None]:
     """torch's thread count (this thread's) set for decoding within the block, then restored."""
     import torch
 
@@ -43,7 +43,7 @@ def decode_threads(quantized: bool) -> Iterator[int]:
     if count != before:
         torch.set_num_threads(count)
     try:
-        yield count
+        yield
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)

@@ -48,7 +48,7 @@ class KernelRow:
 
 
 def _matrices(decoder: Any) -> list[Any]:
-    """The step's matrices in the order a token reads them (bf16 or fp32 tensors)."""
+    """The step's matrices in the order a token reads them (float tensors, or Int8Matrix for a quantized step)."""
     mats: list[Any] = []
     for layer in decoder.layers:
         mats.extend([layer.qkv, layer.out, layer.gate_up, layer.down])
@@ -60,16 +60,16 @@ def _dtype_name(decoder: Any) -> str:
     return str(decoder.dtype).replace("torch.", "")
 
 
-def _product_parts(decoder: Any) -> dict[str, Callable[[], None]]:
-    """A callable per kernel that multiplies one activation row by every matrix of the step once."""
+def _product_parts(decoder: Any, quantized: Any) -> dict[str, Callable[[], None]]:
+    """A callable per kernel that multiplies one activation row by every matrix of the step once (`quantized`: the
+    same step with int8 matrices)."""
     import torch
 
     from .engine.int8 import matmul as int8_matmul
-    from .engine.int8 import quantize
 
     mats = _matrices(decoder)
     rows = {int(m.shape[1]): torch.randn(1, int(m.shape[1]), dtype=decoder.dtype) for m in mats}
-    int8 = [quantize(m) for m in mats]
+    int8 = _matrices(quantized)
     # The bandwidth floor: the int8 bytes read once, as fp32 words so the sum is a plain streaming read.
     words = [q.weight.view(torch.float32) if q.weight.shape[-1] % 4 == 0 else q.weight.float() for q in int8]
 
@@ -199,10 +199,11 @@ def run(profile_name: str = DEFAULT_PROFILE, threads: list[int] | None = None, c
     if decoder is None or decoder.quantized:
         raise SystemExit(f"{profile_name}: no float fused decode step to measure (use a float profile, e.g. {DEFAULT_PROFILE})")
     model = bot.engine.loaded.model
-    parts = _product_parts(decoder)
+    quantized = quantize_decoder(decoder)  # quantized once: its matrices for the products, itself for the step
+    parts = _product_parts(decoder, quantized)
     parts[f"attention over {context} positions (SDPA)"] = _attention_part(decoder, context)
     parts[f"whole step, {_dtype_name(decoder)}"] = _step_part(decoder, model, context)
-    parts["whole step, int8"] = _step_part(quantize_decoder(decoder), model, context)
+    parts["whole step, int8"] = _step_part(quantized, model, context)
     counts = threads or sorted({1, torch.get_num_threads()})
     return measure(parts, counts, repeats, tokens)
 
